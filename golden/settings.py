@@ -1,0 +1,51 @@
+"""Where things live and which mode we run in, resolved once from the environment.
+
+Environment variables (documented in README.md):
+
+* ``GOLDEN_QUICK=1``  quick mode: tiny data and few epochs, same code path as a full run.
+* ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files
+  (either directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
+* ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied and unpacked;
+  default: ``~/.cache/golden``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def quick_mode() -> bool:
+    """True when ``GOLDEN_QUICK`` is set to a true value (``1``, ``true``, ``yes``)."""
+    return os.environ.get("GOLDEN_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def mode_name() -> str:
+    """The label stamped on every figure and table: ``quick`` or ``full``."""
+    return "quick" if quick_mode() else "full"
+
+
+def mnist_source() -> Path | None:
+    """The folder to copy the MNIST files from, or None to let torchvision download them."""
+    explicit = os.environ.get("GOLDEN_MNIST_SOURCE")
+    if explicit:
+        return Path(explicit).expanduser()
+    shared = REPO_ROOT.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+def data_home() -> Path:
+    """golden's own data folder; the source files are never modified, only copied here."""
+    return Path(os.environ.get("GOLDEN_DATA_HOME", "~/.cache/golden")).expanduser()
+
+
+def figures_dir() -> Path:
+    """Full-mode figures go to ``figures/`` (committed); quick-mode ones to ``figures/quick/``."""
+    folder = REPO_ROOT / "figures"
+    return folder / "quick" if quick_mode() else folder
+
+
+def results_dir() -> Path:
+    """Stored experiment results (plain JSON), written only by :mod:`golden.experiments`."""
+    return Path(os.environ.get("GOLDEN_RESULTS", REPO_ROOT / "results"))
