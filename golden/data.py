@@ -1,0 +1,133 @@
+"""MNIST held in memory as tensors, split as in the paper (54,000 / 6,000 / 10,000).
+
+The official files are copied from a source folder (see :mod:`golden.settings`) into
+golden's own data folder and unpacked there by ``torchvision.datasets.MNIST(download=True)``,
+which verifies their md5 and needs no network when the files are already in place.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torchvision.datasets import MNIST
+
+from golden import settings
+
+VALIDATION_FRACTION = 0.1  # 6,000 of the 60,000 training images, as in the paper's protocol
+SPLIT_SEED = 0  # fixes which images form the validation split, for every run of the book
+QUICK_SIZES = {"train": 2048, "val": 512, "test": 1000}
+
+
+class DataError(RuntimeError):
+    """Raised with one sentence that says what is wrong with the data and what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images in [-1, 1] of shape (N, 1, 28, 28) and integer labels of shape (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, n: int) -> "Split":
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class MnistSplits:
+    train: Split
+    val: Split
+    test: Split
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _find_source_file(source: Path, name: str) -> Path | None:
+    for folder in (source, source / "MNIST" / "raw", source / "raw"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def stage_raw_files(source: Path | None, root: Path, dataset: type[MNIST] = MNIST) -> None:
+    """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking their md5.
+
+    Files already staged with the right checksum are kept; the source is only read.
+    """
+    raw = root / dataset.__name__ / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, expected in dataset.resources:
+        target = raw / name
+        if target.is_file() and md5(target) == expected:
+            continue
+        found = _find_source_file(source, name) if source is not None else None
+        if found is None:
+            if source is not None:
+                raise DataError(
+                    f"{name} is missing from {source}: put the four official MNIST .gz files there, "
+                    "or point GOLDEN_MNIST_SOURCE at the folder that holds them."
+                )
+            continue  # no source: torchvision downloads it
+        try:
+            actual = md5(found)
+        except OSError as error:
+            raise DataError(f"cannot read {found} ({error.strerror}): fix its permissions or replace it.") from None
+        if actual != expected:
+            raise DataError(
+                f"{found} has md5 {actual}, expected {expected}: replace it with the official MNIST file."
+            )
+        shutil.copyfile(found, target)
+
+
+def load_raw(
+    source: Path | None = None, root: Path | None = None, dataset: type[MNIST] = MNIST
+) -> tuple[Split, Split]:
+    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits."""
+    source = settings.mnist_source() if source is None else source
+    root = settings.data_home() if root is None else root
+    stage_raw_files(source, root, dataset)
+    try:
+        train = dataset(str(root), train=True, download=True)
+        test = dataset(str(root), train=False, download=True)
+    except (RuntimeError, OSError, ValueError) as error:
+        raise DataError(
+            f"MNIST could not be loaded from {root} ({error}): set GOLDEN_MNIST_SOURCE to a folder with the "
+            f"official MNIST .gz files, or delete {root / dataset.__name__} and retry with internet access."
+        ) from None
+    return Split(train.data, train.targets), Split(test.data, test.targets)
+
+
+def scale(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], exactly as ToTensor + Normalize(0.5, 0.5)."""
+    return images.unsqueeze(1).to(torch.float32).div(255).sub(0.5).div(0.5)
+
+
+def split(train: Split, test: Split, quick: bool = False) -> MnistSplits:
+    """Hold out a fixed random 10% of the training images for validation; scale all to [-1, 1]."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_val = int(len(train) * VALIDATION_FRACTION)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    parts = {
+        "train": Split(scale(train.images[train_idx]), train.labels[train_idx]),
+        "val": Split(scale(train.images[val_idx]), train.labels[val_idx]),
+        "test": Split(scale(test.images), test.labels),
+    }
+    if quick:
+        parts = {name: part.head(QUICK_SIZES[name]) for name, part in parts.items()}
+    return MnistSplits(**parts)
+
+
+@lru_cache(maxsize=2)
+def mnist(quick: bool | None = None) -> MnistSplits:
+    """The book's MNIST splits (cached per process); quick mode keeps small fixed subsets."""
+    quick = settings.quick_mode() if quick is None else quick
+    return split(*load_raw(), quick=quick)
