@@ -65,8 +65,8 @@ PROTOCOLS = {
     "quick": Protocol("quick", epochs=1, long_epochs=2, seeds=(0, 1), quick_data=True),
 }
 
-# The grid of Jaeger 2024's appendix. Its 0.016 and 0.874 are the golden values rounded to
-# three decimals, so they are computed from golden.theory here rather than typed.
+# The grid of Jaeger 2024's appendix. It lists the golden learning rate and momentum rounded
+# to three decimals, so those two entries are computed from golden.theory here, not typed.
 GOLDEN_GRID_LR = round(theory.ETA, 3)
 GOLDEN_GRID_MOMENTUM = round(theory.ALPHA, 3)
 GRID_LRS = (0.0001, 0.001, 0.01, GOLDEN_GRID_LR, 0.1, 0.2)

@@ -1,0 +1,67 @@
+# The two commands: `make book` (full build of the book) and `make test` (quick build + all tests).
+# Each target sets up what it needs on a fresh machine: the virtualenv, MathJax (npm), Chromium (apt).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3.11
+VENV     := .venv
+PY       := $(VENV)/bin/python
+JB       := $(VENV)/bin/jupyter-book
+STAMP    := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SRC := node_modules/mathjax/es5/tex-chtml.js
+MATHJAX  := _vendor/mathjax/tex-chtml.js
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+# The checkout's own `golden` package, also for the Jupyter kernels (they inherit the environment).
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help setup book test reproduce clean
+
+help:
+	@echo "make book       execute every chapter (full mode) and build the HTML book into _build/html"
+	@echo "make test       GOLDEN_QUICK=1 pytest tests/ (builds the book in quick mode, checks it in Chromium)"
+	@echo "make reproduce  run the book's experiment protocol (python -m golden sweep all --protocol book)"
+	@echo "make setup      only install: .venv, MathJax, Chromium"
+	@echo "make clean      remove _build and the MathJax copy in _vendor"
+
+# --- set-up -----------------------------------------------------------------------------------
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+# MathJax 3 from npm, copied to _vendor/mathjax; Sphinx copies _vendor into the book's root
+# (html_extra_path), so pages load ../mathjax/tex-chtml.js and nothing from a CDN.
+$(MATHJAX_SRC):
+	npm install --prefix "$(CURDIR)" --no-save --no-audit --no-fund --no-package-lock mathjax@$(MATHJAX_VERSION)
+	test -f $@ && touch $@
+
+$(MATHJAX): $(MATHJAX_SRC)
+	rm -rf _vendor/mathjax
+	mkdir -p _vendor
+	cp -r node_modules/mathjax/es5 _vendor/mathjax
+	@# only the TeX-to-CHTML bundle is used: drop the other combined bundles and the CDN loader
+	cd _vendor/mathjax && rm -f tex-svg*.js tex-mml-*.js mml-*.js tex-chtml-full*.js node-main.js latest.js
+	touch $@
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium \
+	  || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+
+setup: $(STAMP) $(MATHJAX) $(CHROMIUM)
+
+# --- the book ---------------------------------------------------------------------------------
+book: $(STAMP) $(MATHJAX)
+	$(JB) build .
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) $(MATHJAX) $(CHROMIUM)
+	export GOLDEN_QUICK=1 CHROMIUM="$(CHROMIUM)"; $(PY) -m pytest tests/
+
+reproduce: $(STAMP)
+	$(PY) -m golden sweep all --protocol book
+
+clean:
+	rm -rf _build _vendor

@@ -1,0 +1,5 @@
+import sys
+
+from golden.cli import main
+
+sys.exit(main())

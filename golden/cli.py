@@ -1,0 +1,104 @@
+"""The command line: ``python -m golden train | sweep | bench``.
+
+Every expected failure (a bad hyperparameter, name, grid or data folder) ends in one line
+on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from golden import theory
+from golden.data import DataError
+from golden.experiments import EXPERIMENTS, PROTOCOLS, Experiment, ExperimentError, grid_pairs
+from golden.train import ConfigError, TrainConfig
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line."""
+
+    def error(self, message):
+        self.exit(2, f"golden: error: {message} (see python -m golden {self.prog.split()[-1]} --help)\n")
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="golden", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    one = commands.add_parser("train", help="train one configuration and print its metrics per epoch")
+    one.add_argument("--lr", type=float, default=theory.ETA, help="learning rate (default: the golden eta)")
+    one.add_argument("--momentum", type=float, default=theory.ALPHA, help="momentum (default: the golden alpha)")
+    one.add_argument("--epochs", type=int, default=1)
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--model", default="cnn", help="cnn or mlp")
+    one.add_argument("--loss", default="cross_entropy", help="cross_entropy or mse")
+
+    many = commands.add_parser("sweep", help="run an experiment under a protocol; finished runs are skipped")
+    many.add_argument("experiment", help=f"{', '.join(EXPERIMENTS)} or all")
+    many.add_argument("--protocol", default="book", help=", ".join(PROTOCOLS))
+    many.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
+    many.add_argument("--lrs", type=float_list, help="custom grid: learning rates, comma-separated")
+    many.add_argument("--momenta", type=float_list, help="custom grid: momenta, comma-separated")
+
+    bench = commands.add_parser("bench", help="measure training speed against the plain PyTorch loop")
+    bench.add_argument("--quick", action="store_true", help="few steps, for CI")
+    return parser
+
+
+def run_train(args) -> None:
+    from golden.data import mnist
+    from golden.train import train
+
+    config = TrainConfig(lr=args.lr, momentum=args.momentum, epochs=args.epochs, seed=args.seed,
+                         model=args.model, loss=args.loss)
+    history = train(config, mnist())
+    for epoch, loss in enumerate(history.train_loss, start=1):
+        accuracies = ""
+        if epoch <= len(history.val_acc):
+            accuracies = f"  val acc {history.val_acc[epoch - 1]:.4f}  test acc {history.test_acc[epoch - 1]:.4f}"
+        print(f"epoch {epoch}: train loss {loss:.4f}{accuracies}")
+    print("diverged" if history.diverged else f"final test accuracy {history.test_acc[-1]:.4f}",
+          f"({history.wall_time_s:.1f} s)")
+
+
+def run_sweep(args) -> None:
+    from golden import experiments
+
+    proto = experiments.protocol(args.protocol)
+    if args.lrs is not None or args.momenta is not None:
+        pairs = grid_pairs(args.lrs or experiments.GRID_LRS, args.momenta or experiments.GRID_MOMENTA)
+        experiments.EXPERIMENTS["custom"] = Experiment("custom", lambda _: pairs, lambda p: p.epochs)
+        names = ["custom"]
+    else:
+        names = list(EXPERIMENTS) if args.experiment == "all" else [experiments.experiment(args.experiment).name]
+    print(proto.describe())
+    for name in names:
+        folder = experiments.sweep(name, proto, workers=args.workers)
+        print(f"{name}: {len(experiments.load_records(name, proto))} runs stored in {folder}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            run_train(args)
+        elif args.command == "sweep":
+            run_sweep(args)
+        else:
+            from golden import bench
+
+            bench.run(quick=args.quick)
+    except (ConfigError, ExperimentError, DataError) as error:
+        print(f"golden: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("golden: interrupted; finished runs are stored and a rerun resumes from them", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,179 @@
+"""The book builds in quick mode, every chapter executes, and it reads well offline.
+
+One quick-mode build (``jupyter-book build -W --keep-going`` into ``_build/quick``) serves
+every test here; it runs once per session and its log is kept in ``_build/quick/build.log``.
+Deselect these (slow) tests with ``pytest -m "not book"``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import browser_check  # noqa: E402
+
+BUILD_DIR = REPO_ROOT / "_build" / "quick"
+HTML_DIR = BUILD_DIR / "_build" / "html"
+BUILD_TIMEOUT_S = 1800
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+pytestmark = pytest.mark.book
+
+
+def toc_files() -> list[str]:
+    """Every document named in _toc.yml (root first), without suffix."""
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+
+
+def source_of(doc: str) -> Path:
+    for suffix in (".md", ".ipynb"):
+        if (REPO_ROOT / f"{doc}{suffix}").exists():
+            return REPO_ROOT / f"{doc}{suffix}"
+    raise FileNotFoundError(f"{doc} is listed in _toc.yml but has no .md or .ipynb source")
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST notebook (kernelspec in its front matter) or an .ipynb."""
+    if path.suffix == ".ipynb":
+        return True
+    match = re.match(r"---\n(.*?)\n---\n", path.read_text(), re.S)
+    return bool(match and "kernelspec" in (yaml.safe_load(match.group(1)) or {}))
+
+
+def has_code_cells(path: Path) -> bool:
+    text = path.read_text()
+    return '"cell_type": "code"' in text if path.suffix == ".ipynb" else "{code-cell}" in text
+
+
+@dataclass
+class Build:
+    returncode: int
+    log: str
+    seconds: float
+
+    def failed_notebooks(self) -> list[str]:
+        """Notebooks named by myst-nb's execution errors in the log."""
+        found = re.findall(r"ExecutionError: (\S+\.(?:md|ipynb))$", self.log, re.M)
+        found += re.findall(r"^.*Executing notebook failed.*$", self.log, re.M)
+        return list(dict.fromkeys(found))
+
+    def problems(self) -> str:
+        lines = [ln for ln in self.log.splitlines()
+                 if re.search(r"WARNING:|ERROR:|Error|Traceback|failed", ln) and "[IPKernelApp]" not in ln]
+        return "\n".join(lines[-60:]) + "\n--- log tail ---\n" + self.log[-4000:]
+
+
+@pytest.fixture(scope="session")
+def quick_book() -> Build:
+    """Build the whole book once, in quick mode, warnings as errors.
+
+    The build uses _config.yml with one change: a failing notebook does not stop the build
+    (execute.raise_on_error false), so that every chapter is executed and each failing one is
+    named; its "Executing notebook failed" warning still fails the build under -W.
+    """
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    if not jupyter_book.exists():
+        jupyter_book = Path(shutil.which("jupyter-book") or "jupyter-book")
+    shutil.rmtree(BUILD_DIR, ignore_errors=True)
+    BUILD_DIR.mkdir(parents=True)
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["raise_on_error"] = False
+    (BUILD_DIR / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "GOLDEN_QUICK": "1"}
+    cmd = [str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(BUILD_DIR),
+           "--config", str(BUILD_DIR / "_config.yml"), "--warningiserror", "--keep-going"]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT_S)
+        returncode, log = proc.returncode, ANSI.sub("", proc.stdout + proc.stderr)
+    except subprocess.TimeoutExpired as exc:
+        returncode = -1
+        out = [o.decode(errors="replace") if isinstance(o, bytes) else (o or "") for o in (exc.stdout, exc.stderr)]
+        log = ANSI.sub("", "".join(out)) + f"\nquick build timed out after {BUILD_TIMEOUT_S} s"
+    build = Build(returncode, log, time.monotonic() - start)
+    (BUILD_DIR / "build.log").write_text(log)
+    print(f"\nquick book build: {build.seconds:.0f} s, exit {returncode}, log {BUILD_DIR / 'build.log'}")
+    return build
+
+
+def test_quick_build_has_no_errors_or_warnings(quick_book: Build) -> None:
+    assert quick_book.returncode == 0, (
+        f"`jupyter-book build -W --keep-going` failed (exit {quick_book.returncode}); "
+        f"failed notebooks: {quick_book.failed_notebooks() or 'none named'}\n{quick_book.problems()}")
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_chapter_built_and_executed(quick_book: Build, doc: str) -> None:
+    """Each chapter of _toc.yml has an HTML page; a notebook chapter shows executed outputs."""
+    source = source_of(doc)
+    page = HTML_DIR / f"{doc}.html"
+    failed = [f for f in quick_book.failed_notebooks() if f"{doc}." in f]
+    assert not failed, f"{doc}: notebook execution failed in quick mode: {failed}\n{quick_book.problems()}"
+    assert page.exists(), (f"{doc}: no page {page.relative_to(REPO_ROOT)}; build exit {quick_book.returncode}\n"
+                           f"{quick_book.problems()}")
+    if not is_notebook(source):
+        return
+    if not has_code_cells(source):
+        pytest.skip(f"{doc} is a notebook without code cells (placeholder?)")
+    html = page.read_text()
+    assert 'class="cell_input' in html, f"{doc}: the page shows no code cells"
+    assert 'class="cell_output' in html, f"{doc}: the page shows no executed output (did the notebook run?)"
+    assert "output traceback" not in html and 'class="output error' not in html, \
+        f"{doc}: the page shows an error output"
+
+
+def test_mathjax_is_served_with_the_book(quick_book: Build) -> None:
+    """No page loads MathJax (or any script) from a CDN; one local MathJax script per math page."""
+    assert (HTML_DIR / "mathjax" / "tex-chtml.js").exists(), \
+        "mathjax/tex-chtml.js missing from the build: run `make` (it copies MathJax to _vendor/)"
+    problems = []
+    for page in sorted(HTML_DIR.rglob("*.html")):
+        if page.is_relative_to(HTML_DIR / "mathjax"):
+            continue
+        name, html = page.relative_to(HTML_DIR), page.read_text(errors="replace")
+        if "cdn.jsdelivr" in html:
+            problems.append(f"{name}: mentions cdn.jsdelivr")
+        sources = re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", html)
+        problems += [f"{name}: script from the internet: {src}" for src in sources
+                     if re.match(r"(https?:)?//", src)]
+        mathjax = [src for src in sources if "mathjax/" in src]
+        if len(mathjax) > 1:
+            problems.append(f"{name}: {len(mathjax)} MathJax scripts (expected one): {mathjax[:3]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_book_reads_offline_in_chromium(quick_book: Build) -> None:
+    """Headless Chromium, with every host but 127.0.0.1 unreachable: math typeset, images load."""
+    pages = [f"{doc}.html" for doc in toc_files() if (HTML_DIR / f"{doc}.html").exists()]
+    assert pages, "no chapter page was built"
+    report = browser_check.check_pages(HTML_DIR, pages)
+    problems = browser_check.problems(report)
+    assert not problems, "\n".join(problems)
+    intro = report["pages"][f"{toc_files()[0]}.html"]  # the root page
+    assert intro["mathjax"] and intro["mjx"] > 0, f"MathJax typeset nothing on the intro page: {intro}"
+    typeset = {page: r["mjx"] for page, r in report["pages"].items()}
+    print(f"\nmjx-container per page: {typeset}")
+    print(f"images per page: { {page: len(r['images']) for page, r in report['pages'].items()} }")

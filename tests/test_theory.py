@@ -1,0 +1,300 @@
+"""Checks of golden.theory and golden.derivations against independent computations."""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from golden import derivations, theory
+from golden.derivations import IDENTITIES
+
+CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
+GOLDEN_MODULES = Path(theory.__file__).resolve().parent
+DERIVATION_CHAPTERS = ["momentum", "bayes", "golden_values", "loss"]
+LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.MULTILINE)
+EQ_REFERENCE = re.compile(r"\{eq\}`([\w-]+)`")
+
+# Plain floats, written independently of SymPy.
+FLOAT_P1 = (5**0.5 - 1) / 2
+FLOAT_ALPHA = FLOAT_P1 * 2**0.5
+FLOAT_ETA = (1 - FLOAT_ALPHA) ** 2
+
+
+def chapter_text(name: str) -> str:
+    return (CHAPTERS / f"{name}.md").read_text()
+
+
+def labels_in(text: str) -> list[str]:
+    return LABEL.findall(text)
+
+
+# ----------------------------------------------------------------- the golden values
+
+
+def test_golden_ratio_matches_plain_float():
+    assert float(theory.golden_ratio()) == pytest.approx(FLOAT_P1, rel=1e-15)
+
+
+def test_alpha_and_eta_match_plain_floats():
+    assert theory.ALPHA == pytest.approx(FLOAT_ALPHA, rel=1e-14)
+    assert theory.ETA == pytest.approx(FLOAT_ETA, rel=1e-12)
+
+
+def test_four_golden_ratios_are_the_roots_of_both_quadratics():
+    values = sorted(float(root) for root in theory.all_golden_ratios())
+    expected = sorted([FLOAT_P1, -1 / FLOAT_P1, -FLOAT_P1, 1 / FLOAT_P1])
+    assert values == pytest.approx(expected, rel=1e-14)
+    for root in theory.golden_ratio_roots():
+        assert float(root) ** 2 + float(root) - 1 == pytest.approx(0, abs=1e-14)
+    for root in theory.negated_golden_ratio_roots():
+        assert float(root) ** 2 - float(root) - 1 == pytest.approx(0, abs=1e-14)
+
+
+def test_golden_effective_step_is_the_complement_of_alpha():
+    assert float(theory.golden_effective_step()) == pytest.approx(1 - FLOAT_ALPHA, rel=1e-13)
+    assert theory.effective_step(theory.ETA, theory.ALPHA) == pytest.approx(1 - FLOAT_ALPHA, rel=1e-13)
+
+
+# ----------------------------------------------------------------- the identity registry
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITIES))
+def test_identity_is_symbolically_zero(name):
+    assert IDENTITIES[name].holds(), IDENTITIES[name].residuals()
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITIES))
+def test_identity_agrees_numerically(name):
+    assert IDENTITIES[name].largest_numeric_gap() < 1e-9
+
+
+def test_a_false_identity_is_caught():
+    wrong = derivations.Identity("wrong", theory.golden_ratio(), -theory.golden_ratio(), "none")
+    assert not wrong.holds()
+    assert wrong.largest_numeric_gap() > 1
+
+
+def test_numeric_check_catches_what_positive_arguments_would_wrongly_prove():
+    # sqrt(r^2) = r is "proved" once r is declared positive, but r is sampled in (-2, 2).
+    risky = derivations.Identity("risky", sp.sqrt(derivations.r**2), derivations.r, "r > 0", positive_arguments=True)
+    assert risky.holds()
+    assert risky.largest_numeric_gap() > 0.1
+
+
+def test_check_refuses_an_identity_that_does_not_hold(monkeypatch):
+    wrong = derivations.Identity("wrong", derivations.alpha, derivations.eta, "none")
+    monkeypatch.setitem(IDENTITIES, "wrong", wrong)
+    with pytest.raises(AssertionError):
+        derivations.check("wrong")
+
+
+def test_every_identity_is_checked_next_to_its_labelled_equation():
+    texts = {name: chapter_text(name) for name in DERIVATION_CHAPTERS}
+    labels = {label for text in texts.values() for label in labels_in(text)}
+    checked = {name for text in texts.values() for name in re.findall(r'check\("([\w-]+)"\)', text)}
+    assert set(IDENTITIES) <= labels
+    assert set(IDENTITIES) == checked
+
+
+# ----------------------------------------------------------------- momentum
+
+
+@pytest.mark.parametrize("steps", range(1, derivations.UNROLLED_STEPS + 1))
+def test_eq32_and_torch_rule_give_the_same_weights_symbolically(steps):
+    etas = [derivations.eta] * steps
+    ours = derivations.momentum_weights(etas, derivations.alpha, derivations.free_gradient, derivations.w0)
+    theirs = derivations.torch_sgd_weights(etas, derivations.alpha, derivations.free_gradient, derivations.w0)
+    assert all(sp.expand(a - b) == 0 for a, b in zip(ours, theirs))
+
+
+def run_torch_sgd(lrs, grads, momentum: float) -> list[float]:
+    """Weights of torch.optim.SGD fed the given gradients, one learning rate per step."""
+    torch = pytest.importorskip("torch")
+    weight = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=float(lrs[0]), momentum=momentum)
+    recorded = [0.0]
+    for lr, grad in zip(lrs, grads):
+        optimizer.param_groups[0]["lr"] = float(lr)
+        weight.grad = torch.tensor([grad], dtype=torch.float64)
+        optimizer.step()
+        recorded.append(weight.item())
+    return recorded
+
+
+GRADS = np.random.default_rng(0).normal(size=10)
+
+
+def given_gradient(step_number, weight):
+    return GRADS[step_number - 1]
+
+
+def test_eq32_reproduces_torch_sgd_for_a_constant_learning_rate():
+    lrs = [0.05] * len(GRADS)
+    expected = derivations.momentum_weights(lrs, 0.9, given_gradient, 0.0)
+    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_torch_rule_reproduces_torch_sgd_under_a_schedule():
+    lrs = np.random.default_rng(1).uniform(0.01, 0.2, size=len(GRADS))
+    expected = derivations.torch_sgd_weights(lrs, 0.9, given_gradient, 0.0)
+    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert run_torch_sgd(lrs, GRADS, 0.9) != pytest.approx(derivations.momentum_weights(lrs, 0.9, given_gradient, 0.0))
+
+
+def test_a_learning_rate_schedule_breaks_the_equivalence():
+    gap = derivations.schedule_gap()
+    assert gap != 0
+    eta_1, eta_2 = derivations.step_etas[:2]
+    assert sp.simplify(gap.subs(eta_2, eta_1)) == 0
+
+
+def test_effective_step_limit():
+    g = sp.Symbol("g", real=True)
+    expected = -derivations.eta * g / (1 - derivations.alpha)
+    assert sp.simplify(derivations.effective_step_limit() - expected) == 0
+
+
+def companion_radius(eta_h: float, alpha: float) -> float:
+    """Spectral radius of the heavy-ball iteration matrix, computed by numpy independently of the roots."""
+    companion = np.array([[1 + alpha - eta_h, -alpha], [1.0, 0.0]])
+    return float(max(abs(np.linalg.eigvals(companion))))
+
+
+@settings(deadline=None, max_examples=300)
+@given(eta_h=st.floats(-0.5, 5.0), alpha=st.floats(0.0, 1.2))
+def test_stability_region_matches_numeric_spectral_radius(eta_h, alpha):
+    radius = companion_radius(eta_h, alpha)
+    assume(abs(radius - 1) > 1e-6)
+    assert bool(derivations.is_stable(eta_h, alpha)) == (radius < 1)
+    assert float(derivations.spectral_radius(eta_h, alpha)) == pytest.approx(radius, rel=1e-6, abs=1e-9)
+
+
+@settings(deadline=None, max_examples=200)
+@given(eta_h=st.floats(-0.5, 5.0), alpha=st.floats(0.0, 1.2))
+def test_stability_conditions_are_the_stated_region(eta_h, alpha):
+    stated = 0 <= alpha < 1 and 0 < eta_h < 2 * (1 + alpha)
+    assert bool(derivations.is_stable(eta_h, alpha)) == stated
+
+
+@settings(deadline=None, max_examples=200)
+@given(alpha=st.floats(0.01, 0.99), position=st.floats(0.0, 1.0))
+def test_rate_is_sqrt_alpha_inside_the_complex_band(alpha, position):
+    low, high = (1 - math.sqrt(alpha)) ** 2, (1 + math.sqrt(alpha)) ** 2
+    eta_h = low + position * (high - low)
+    assert companion_radius(eta_h, alpha) == pytest.approx(math.sqrt(alpha), rel=1e-6)
+
+
+def test_largest_stable_step_and_pair_summary():
+    assert sp.simplify(derivations.largest_stable_eta_h() - 2 * (1 + derivations.alpha)) == 0
+    summary = derivations.pair_summary(theory.ETA, theory.ALPHA)
+    assert summary["effective step"] == pytest.approx(1 - FLOAT_ALPHA)
+    assert summary["largest stable h"] == pytest.approx(2 * (1 + FLOAT_ALPHA) / FLOAT_ETA)
+    assert summary["spectral radius at h = 1"] == pytest.approx(companion_radius(FLOAT_ETA, FLOAT_ALPHA))
+
+
+# ----------------------------------------------------------------- Bayes and the golden ratio
+
+
+def test_assumptions_leave_one_free_probability():
+    solution = derivations.collapse_under_assumptions()
+    assert solution == {
+        derivations.P_A_given_B: derivations.P_A,
+        derivations.P_B: 1 - derivations.P_A,
+        derivations.P_B_given_A: 1 - derivations.P_A,
+    }
+
+
+def test_inner_equation_with_exact_bayes_forces_unit_factors():
+    (solution,) = derivations.inner_equation_with_bayes()
+    assert set(solution.values()) == {1}
+
+
+def test_swap_step_is_not_an_identity_and_holds_at_one_point_only():
+    gap = sp.lambdify(derivations.P_B, derivations.swap_step_gap())
+    assert abs(gap(0.5)) > 0.1
+    point = float(derivations.swap_step_point())
+    assert abs(gap(point)) < 1e-12
+    grid = np.linspace(1e-3, 1 - 1e-3, 2001)
+    assert np.count_nonzero(np.diff(np.sign(gap(grid)))) == 1
+    assert abs(point - FLOAT_P1) > 0.01
+
+
+def test_first_form_needs_base_equal_to_squared_probability():
+    assert derivations.first_form_base() == [derivations.P_B**2]
+
+
+def test_processes_cross_at_one_for_the_circle_base():
+    primal, dual = derivations.process_curves(derivations.CIRCLE_BASE)
+    assert primal(math.pi / 4) == pytest.approx(1.0)
+    assert dual(math.pi / 4) == pytest.approx(1.0)
+    assert primal(0.3) == pytest.approx(dual(math.pi / 2 - 0.3))
+
+
+def test_information_doubles_only_at_the_golden_ratio():
+    assert derivations.information_doubling_solutions() == sp.FiniteSet(theory.golden_ratio())
+    assert -math.log(1 - FLOAT_P1) == pytest.approx(-2 * math.log(FLOAT_P1))
+
+
+# ----------------------------------------------------------------- the loss
+
+
+def test_one_hot_cross_entropy_is_its_kl_divergence():
+    terms = derivations.one_hot_terms()
+    assert terms["entropy"] == 0
+    assert terms["KL divergence"] == terms["cross-entropy"] == -sp.log(derivations.outputs[derivations.TARGET_CLASS])
+    assert derivations.vanishing_entropy_term() == 0
+
+
+def test_squared_error_gradient_vanishes_for_a_confident_mistake():
+    limits = derivations.saturation_limits()
+    assert limits["squared-error gradient"] == sp.zeros(derivations.CLASSES, 1)
+    assert limits["cross-entropy gradient"] == limits["error"] != sp.zeros(derivations.CLASSES, 1)
+
+
+# ----------------------------------------------------------------- the chapters
+
+
+def typed_forms(value: float) -> set[str]:
+    """How a constant looks when typed: rounded or cut to three or four decimals."""
+    value = abs(value)
+    return {f"{value:.{digits}f}" for digits in (3, 4)} | {f"{math.floor(value * 10**d) / 10**d:.{d}f}" for d in (3, 4)}
+
+
+def test_no_golden_constant_is_typed_outside_theory():
+    derived = [float(root) for root in theory.all_golden_ratios()] + [theory.ALPHA, theory.ETA, 1 - theory.ALPHA]
+    typed = re.compile("|".join(rf"(?<![\d.]){re.escape(text)}(?!\d)" for value in derived for text in typed_forms(value)))
+    # As in the project's hook, a comment may quote a figure the source reported.
+    quoted = re.compile(r"#.*(paper|source|reported)")
+    files = [*CHAPTERS.glob("*.md"), *(path for path in GOLDEN_MODULES.glob("*.py") if path.name != "theory.py")]
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if typed.search(line) and not quoted.search(line)
+    ]
+    assert not found
+
+
+def test_labels_are_unique_across_the_book():
+    labels = [label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())]
+    assert len(labels) == len(set(labels))
+
+
+def test_equation_index_lists_every_label_of_the_derivation():
+    labels = {label for name in DERIVATION_CHAPTERS for label in labels_in(chapter_text(name))}
+    indexed = EQ_REFERENCE.findall(chapter_text("equations"))
+    assert len(indexed) == len(set(indexed))
+    assert set(indexed) == labels
+    assert len(labels) >= 25
+
+
+def test_chapters_reference_only_existing_labels():
+    labels = {label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())}
+    referenced = {ref for path in CHAPTERS.glob("*.md") for ref in EQ_REFERENCE.findall(path.read_text())}
+    assert referenced <= labels
