@@ -18,7 +18,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is a single line."""
 
     def error(self, message):
-        self.exit(2, f"golden: error: {message} (see python -m golden {self.prog.split()[-1]} --help)\n")
+        command = " ".join(["golden", *self.prog.split()[1:]])
+        self.exit(2, f"golden: error: {message} (see python -m {command} --help)\n")
 
 
 def float_list(text: str) -> list[float]:
@@ -73,7 +74,10 @@ def run_sweep(args) -> None:
 
     proto = experiments.protocol(args.protocol)
     if args.lrs is not None or args.momenta is not None:
-        pairs = grid_pairs(args.lrs or experiments.GRID_LRS, args.momenta or experiments.GRID_MOMENTA)
+        if args.experiment != "grid":
+            raise ExperimentError(f"--lrs and --momenta define a custom grid: use them with 'grid', not {args.experiment!r}")
+        pairs = grid_pairs(experiments.GRID_LRS if args.lrs is None else args.lrs,
+                           experiments.GRID_MOMENTA if args.momenta is None else args.momenta)
         experiments.EXPERIMENTS["custom"] = Experiment("custom", lambda _: pairs, lambda p: p.epochs)
         names = ["custom"]
     else:

@@ -100,7 +100,7 @@ def load_raw(
         test = dataset(str(root), train=False, download=True)
     except (RuntimeError, OSError, ValueError) as error:
         raise DataError(
-            f"MNIST could not be loaded from {root} ({error}): set GOLDEN_MNIST_SOURCE to a folder with the "
+            f"MNIST could not be loaded from {root} ({' '.join(str(error).split())}): set GOLDEN_MNIST_SOURCE to a folder with the "
             f"official MNIST .gz files, or delete {root / dataset.__name__} and retry with internet access."
         ) from None
     return Split(train.data, train.targets), Split(test.data, test.targets)

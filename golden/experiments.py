@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -113,7 +114,9 @@ def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
     table = summarise(load_records("grid", proto))
     if len(table) < len(grid_pairs()):
         raise ExperimentError(f"the long run needs the finished grid under protocol '{proto.name}': run that first")
-    ranked = [row["pair"] for row in sorted(table, key=lambda row: -row["val_acc_mean"])]
+    # Only pairs that trained without divergence on every seed compete.
+    stable = [row for row in table if row["diverged"] == 0 and not math.isnan(row["val_acc_mean"])]
+    ranked = [row["pair"] for row in sorted(stable, key=lambda row: -row["val_acc_mean"])]
     chosen = [GOLDEN_PAIR, COMMON_PAIR]
     for pair in ranked:
         if len(chosen) == 2 + best:
@@ -141,8 +144,14 @@ def run_folder(experiment_name: str, proto: Protocol) -> Path:
     return settings.results_dir() / experiment_name / f"{proto.name}-{proto.digest()}"
 
 
+def _short(number: float) -> str:
+    """``{:g}`` where it round-trips (0.01 -> '0.01'), the full repr where it does not."""
+    text = f"{number:g}"
+    return text if float(text) == number else repr(number)
+
+
 def run_id(config: TrainConfig) -> str:
-    return f"lr{config.lr:g}_m{config.momentum:g}_s{config.seed}"
+    return f"lr{_short(config.lr)}_m{_short(config.momentum)}_s{config.seed}"
 
 
 def _checksum(payload: dict) -> str:
@@ -235,8 +244,8 @@ def _store_all(results, folder: Path, proto: Protocol, experiment_name: str, bar
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per (lr, momentum): final accuracies and losses per seed, and their means.
 
-    A diverged run counts as chance-level accuracy is *not* assumed: its metrics are None and the
-    pair's row is marked ``diverged`` with the number of diverged seeds.
+    Diverged runs are left out of the means (no accuracy is invented for them); ``diverged``
+    counts them, so a pair with diverged seeds is visible as such.
     """
     from golden.stats import mean_ci  # statistics stay in their own module
 
@@ -256,3 +265,33 @@ def summarise(runs: list[dict]) -> list[dict]:
             row[f"{metric}_mean"], row[f"{metric}_ci"] = mean_ci(values)
         rows.append(row)
     return rows
+
+
+def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Protocol, list[dict], bool]:
+    """The complete stored runs under ``preferred``, else the ``quick`` protocol's (run now if missing).
+
+    Returns the protocol used, its runs and whether it fell back to ``quick``. Chapters show a
+    visible box when they fell back, so a reader never mistakes quick numbers for the book's.
+    """
+    for name in (preferred, "quick"):
+        proto = protocol(name)
+        try:
+            expected = len(experiment(experiment_name).configs(proto))
+        except ExperimentError:  # e.g. the long run before its grid exists
+            expected = None
+        runs = load_records(experiment_name, proto)
+        if expected is not None and len(runs) == expected:
+            return proto, runs, name != preferred
+    if experiment_name == "long":
+        sweep("grid", proto, progress=False)
+    sweep(experiment_name, proto, progress=False)
+    return proto, load_records(experiment_name, proto), True
+
+
+def curves(runs: list[dict], metric: str) -> dict[tuple[float, float], list[list[float]]]:
+    """Per-epoch ``metric`` of every seed, grouped by (learning rate, momentum)."""
+    grouped: dict[tuple[float, float], list[list[float]]] = {}
+    for run in sorted(runs, key=lambda run: run["config"]["seed"]):
+        if not run["diverged"]:
+            grouped.setdefault((run["config"]["lr"], run["config"]["momentum"]), []).append(run[metric])
+    return grouped

@@ -43,3 +43,83 @@ def save_figure(fig: plt.Figure, name: str, note: str = "") -> Path:
     path = folder / f"{name}.png"
     fig.savefig(path)
     return path
+
+
+def show(fig: plt.Figure, name: str, note: str = ""):
+    """Save ``fig`` (see :func:`save_figure`) and return it as an image for the notebook page."""
+    from IPython.display import Image
+
+    path = save_figure(fig, name, note)
+    plt.close(fig)
+    return Image(filename=str(path))
+
+
+def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.Axes | None = None) -> plt.Axes:
+    """One line per label: the mean over seeds per epoch, with a band of +- one 95% half-width."""
+    from golden.stats import mean_ci
+
+    ax = ax or plt.subplots()[1]
+    for label, per_seed in curves.items():
+        epochs = min(len(seed_curve) for seed_curve in per_seed)
+        stats = [mean_ci([seed_curve[e] for seed_curve in per_seed]) for e in range(epochs)]
+        means = [m for m, _ in stats]
+        halves = [0.0 if h != h else h for _, h in stats]  # NaN half-width (one seed): no band
+        x = range(1, epochs + 1)
+        line, = ax.plot(x, means, marker="o", ms=3, label=label)
+        ax.fill_between(x, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+                        color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return ax
+
+
+def _grid_position(values: tuple[float, ...], value: float, log: bool) -> float:
+    """Where ``value`` falls on an axis whose ticks are ``values`` at positions 0, 1, 2, ..."""
+    import numpy as np
+
+    transform = np.log10 if log else (lambda v: v)
+    return float(np.interp(transform(value), transform(np.array(values)), np.arange(len(values))))
+
+
+def grid_heatmap(cells: dict[tuple[float, float], float | None], lrs: tuple[float, ...], momenta: tuple[float, ...],
+                 title: str, marks: dict[str, tuple[float, float]], effective_steps: tuple[float, ...] = (),
+                 fmt: str = "{:.3f}", cmap: str = "viridis") -> plt.Figure:
+    """A learning rate x momentum heatmap; None cells (diverged) are drawn as grey crosses.
+
+    ``marks`` outlines named pairs; ``effective_steps`` draws the curves eta/(1 - alpha) = c.
+    """
+    import numpy as np
+
+    values = np.full((len(momenta), len(lrs)), np.nan)
+    for (lr, m), value in cells.items():
+        if value is not None:
+            values[momenta.index(m), lrs.index(lr)] = value
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    ax.grid(False)
+    image = ax.imshow(values, origin="lower", cmap=cmap, aspect="auto")
+    fig.colorbar(image, ax=ax, label=title)
+    for (lr, m), value in cells.items():
+        x, y = lrs.index(lr), momenta.index(m)
+        text = "×" if value is None else fmt.format(value)
+        ax.text(x, y, text, ha="center", va="center", fontsize=6.5,
+                color="0.5" if value is None else "white")
+    for name, (lr, m) in marks.items():
+        ax.add_patch(plt.Rectangle((lrs.index(lr) - 0.5, momenta.index(m) - 0.5), 1, 1, fill=False, lw=2,
+                                   ec="red" if "golden" in name else "orange", label=name))
+    for step in effective_steps:
+        alphas = np.linspace(min(momenta), max(momenta), 200)
+        etas = step * (1 - alphas)
+        inside = (etas >= min(lrs)) & (etas <= max(lrs))
+        xs = [_grid_position(lrs, eta, log=True) for eta in etas[inside]]
+        ys = [_grid_position(momenta, alpha, log=False) for alpha in alphas[inside]]
+        ax.plot(xs, ys, "w--", lw=1)
+        if xs:
+            ax.annotate(f"η/(1−α)={step:.3g}", (xs[0], ys[0]), fontsize=7, color="white",
+                        xytext=(3, 6), textcoords="offset points", rotation=75)
+    ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+    ax.set_yticks(range(len(momenta)), [f"{m:g}" for m in momenta])
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("momentum α")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, fontsize=8)
+    return fig

@@ -1,0 +1,363 @@
+"""Checks of golden.experiments (results store, sweeps, summaries) and golden.stats.
+
+Sweeps run a tiny experiment (2 pairs x 2 seeds, one epoch of a small model on 128 synthetic
+images, a few milliseconds a run) with ``workers=1`` in this process, and store their records
+under pytest's ``tmp_path`` through ``GOLDEN_RESULTS``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as scipy_stats
+
+import golden.experiments as ex
+from golden.data import MnistSplits, Split
+from golden.experiments import Experiment, ExperimentError, Protocol
+from golden.stats import mean_ci, paired_t
+from golden.train import TrainConfig
+
+PAIRS = [(0.05, 0.5), (0.01, 0.9)]
+DIVERGING_LR = 1e12  # one epoch of the MLP at this rate ends in an infinite loss
+TINY = Protocol("tiny", epochs=1, long_epochs=1, seeds=(0, 1), quick_data=True, batch_size=32, model="mlp")
+T_975 = {1: 12.706204736174707, 2: 4.302652729749464}  # Student-t 97.5% quantiles, 1 and 2 d.o.f.
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def synthetic_split(n: int, seed: int) -> Split:
+    generator = torch.Generator().manual_seed(seed)
+    return Split(torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(10, (n,), generator=generator))
+
+
+TINY_DATA = MnistSplits(synthetic_split(128, 1), synthetic_split(32, 2), synthetic_split(32, 3))
+
+
+class Runner:
+    """Stands in for ``run_one``: counts the calls and can simulate Ctrl-C at the n-th call."""
+
+    def __init__(self, real, interrupt_at: int | None = None):
+        self.real, self.interrupt_at, self.calls = real, interrupt_at, []
+
+    def __call__(self, config: TrainConfig, quick_data: bool) -> dict:
+        if len(self.calls) + 1 == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.calls.append(config)
+        return self.real(config, quick_data)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """A tiny experiment 'tiny' on synthetic data, results under tmp_path; its run folder."""
+    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: list(PAIRS), lambda p: p.epochs))
+    monkeypatch.setattr(ex, "mnist", lambda quick: TINY_DATA)
+    threads = torch.get_num_threads()  # run_one sets one thread per run
+    yield ex.run_folder("tiny", TINY)
+    torch.set_num_threads(threads)
+
+
+REAL_RUN_ONE = ex.run_one
+
+
+def runner(monkeypatch, interrupt_at: int | None = None) -> Runner:
+    counting = Runner(REAL_RUN_ONE, interrupt_at)
+    monkeypatch.setattr(ex, "run_one", counting)
+    return counting
+
+
+def sweep() -> Path:
+    return ex.sweep("tiny", TINY, workers=1, progress=False)
+
+
+def ids(configs) -> list[str]:
+    return sorted(ex.run_id(config) for config in configs)
+
+
+ALL_IDS = ids(Experiment("tiny", lambda p: PAIRS, lambda p: p.epochs).configs(TINY))  # 2 pairs x 2 seeds
+
+
+# ------------------------------------------------------------------------------ the store
+
+
+def test_sweep_stores_one_intact_record_per_run(store, monkeypatch):
+    calls = runner(monkeypatch)
+    assert sweep() == store
+    assert ids(calls.calls) == ALL_IDS and len(calls.calls) == 4
+    assert sorted(p.stem for p in store.glob("*.json")) == ALL_IDS
+    record = ex.read_record(store / f"{ALL_IDS[0]}.json")
+    assert record["experiment"] == "tiny" and record["protocol"]["name"] == "tiny"
+    assert set(record["provenance"]) >= {"python", "torch", "git_commit"}
+    assert store.parent.name == "tiny" and store.name == f"tiny-{TINY.digest()}"
+    assert not list(store.glob("*.tmp"))
+
+
+def test_a_finished_sweep_does_nothing_the_second_time(store, monkeypatch):
+    sweep()
+    before = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+    calls = runner(monkeypatch)
+    sweep()
+    assert calls.calls == []
+    assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")} == before
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(store, monkeypatch):
+    first = runner(monkeypatch, interrupt_at=3)  # Ctrl-C while the third run trains
+    with pytest.raises(KeyboardInterrupt):
+        sweep()
+    done = {p.name: p.read_bytes() for p in store.glob("*.json")}
+    assert sorted(name.removesuffix(".json") for name in done) == ids(first.calls) and len(done) == 2
+
+    second = runner(monkeypatch)
+    sweep()
+    assert len(second.calls) == 2 and not set(ids(second.calls)) & set(ids(first.calls))  # none redone
+    assert sorted(p.stem for p in store.glob("*.json")) == ALL_IDS  # each run exactly once
+    assert {name: (store / name).read_bytes() for name in done} == done  # earlier records untouched
+    assert len(ex.load_records("tiny", TINY)) == 4
+
+
+def alter_a_number(path: Path) -> None:
+    record = json.loads(path.read_text())
+    record["run"]["test_acc"][-1] += 0.01  # the checksum is left as it was
+    path.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def test_corrupt_records_are_detected_and_rerun(store, monkeypatch):
+    sweep()
+    truncated, altered, intact, interrupted = (store / f"{run}.json" for run in ALL_IDS)
+    truncated.write_text(truncated.read_text()[: len(truncated.read_text()) // 2])
+    alter_a_number(altered)
+    interrupted.rename(interrupted.with_suffix(".json.tmp"))  # killed between write and rename
+    stray = intact.with_suffix(".json.tmp")
+    stray.write_text("{half a rec")
+
+    assert ex.read_record(truncated) is None and ex.read_record(altered) is None
+    assert ex.read_record(intact) is not None
+    configs = ex.experiment("tiny").configs(TINY)
+    assert ids(ex.pending(configs, store)) == sorted([truncated.stem, altered.stem, interrupted.stem])
+    assert len(ex.load_records("tiny", TINY)) == 1  # neither corrupt records nor .tmp files count
+
+    calls = runner(monkeypatch)
+    sweep()
+    assert ids(calls.calls) == sorted([truncated.stem, altered.stem, interrupted.stem])
+    assert all(ex.read_record(store / f"{run}.json") is not None for run in ALL_IDS)
+    assert ex.pending(configs, store) == []
+    assert len(ex.load_records("tiny", TINY)) == 4
+
+
+@pytest.mark.parametrize("text", ["", "null", "[]", "42", '"x"', '{"checksum": "0"}', "{not json"])
+def test_read_record_rejects_what_is_not_a_record(tmp_path, text):
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    assert ex.read_record(path) is None
+    assert ex.read_record(tmp_path / "missing.json") is None
+
+
+def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(store, monkeypatch):
+    pairs = [(DIVERGING_LR, 0.9)] + PAIRS
+    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: pairs, lambda p: p.epochs))
+    calls = runner(monkeypatch)
+    sweep()
+    assert len(calls.calls) == 6
+    runs = ex.load_records("tiny", TINY)
+    assert len(runs) == 6
+    diverged = [run for run in runs if run["diverged"]]
+    assert sorted(run["config"]["seed"] for run in diverged) == [0, 1]
+    assert all(run["config"]["lr"] == DIVERGING_LR for run in diverged)
+    assert all(math.isinf(run["train_loss"][-1]) and run["val_acc"] == [] for run in diverged)
+    assert all(len(run["test_acc"]) == 1 for run in runs if not run["diverged"])
+    rows = {row["pair"]: row for row in ex.summarise(runs)}
+    assert rows[(DIVERGING_LR, 0.9)]["diverged"] == 2 and math.isnan(rows[(DIVERGING_LR, 0.9)]["test_acc_mean"])
+    assert rows[PAIRS[0]]["diverged"] == 0
+
+
+def test_same_seed_same_record(store):
+    """Two real runs of the paper's CNN (dropout included) with one seed: equal histories."""
+    config = TrainConfig(lr=0.05, momentum=0.9, epochs=2, seed=7, batch_size=32)
+    first, second = ex.run_one(config, True), ex.run_one(config, True)
+    assert first.pop("wall_time_s") > 0
+    second.pop("wall_time_s")
+    assert first == second
+    assert len(first["train_loss"]) == 2 and not first["diverged"]
+    other = ex.run_one(dataclasses.replace(config, seed=8), True)
+    assert other["train_loss"] != first["train_loss"]  # the seed does matter
+
+
+def test_distinct_configs_get_distinct_run_ids():
+    a, b = TrainConfig(lr=0.0158679, momentum=0.9), TrainConfig(lr=0.01586792, momentum=0.9)
+    assert ex.run_id(a) != ex.run_id(b)
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+def changed(value):
+    """A different value of the same type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, tuple):
+        return value + (max(value, default=0) + 1,)
+    raise TypeError(value)
+
+
+@pytest.mark.parametrize("name", list(ex.PROTOCOLS))
+def test_every_protocol_field_enters_the_digest(name):
+    proto = ex.PROTOCOLS[name]
+    for field in dataclasses.fields(Protocol):
+        other = dataclasses.replace(proto, **{field.name: changed(getattr(proto, field.name))})
+        assert other.digest() != proto.digest(), field.name
+    assert dataclasses.replace(proto).digest() == proto.digest()
+    assert len({p.digest() for p in ex.PROTOCOLS.values()}) == len(ex.PROTOCOLS)
+
+
+protocols = st.builds(
+    Protocol, name=st.sampled_from(["book", "paper", "quick", "x"]), epochs=st.integers(1, 3),
+    long_epochs=st.integers(1, 3), seeds=st.lists(st.integers(0, 2), max_size=3).map(tuple),
+    quick_data=st.booleans(), batch_size=st.sampled_from([32, 64]), model=st.sampled_from(["cnn", "mlp"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(protocols, protocols)
+def test_digest_is_equal_exactly_for_equal_protocols(p, q):
+    assert (p.digest() == q.digest()) == (p == q)
+    assert ex.run_folder("grid", p) == ex.run_folder("grid", Protocol(**dataclasses.asdict(p)))
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ExperimentError, match="unknown protocol 'nope'.*quick"):
+        ex.protocol("nope")
+    with pytest.raises(ExperimentError, match="unknown experiment 'nope'.*grid"):
+        ex.experiment("nope")
+
+
+# --------------------------------------------------------------------------------- the grid
+
+
+def test_default_grid_has_sixty_pairs_with_golden_and_common():
+    pairs = ex.grid_pairs()
+    assert len(pairs) == 60 == len(set(pairs))
+    assert ex.GOLDEN_PAIR in pairs and ex.COMMON_PAIR in pairs
+    assert ex.GOLDEN_PAIR == (round(ex.theory.ETA, 3), round(ex.theory.ALPHA, 3))
+    assert len(ex.EXPERIMENTS["grid"].configs(ex.PROTOCOLS["book"])) == 180
+
+
+@pytest.mark.parametrize("lrs, momenta", [
+    ([], [0.9]), ([0.1], []), ([0.0], [0.9]), ([-0.1], [0.9]), ([math.nan], [0.9]),
+    ([0.1], [1.0]), ([0.1], [1.5]), ([0.1], [-0.1]), ([0.1], [math.nan]), ([0.1, 0.2], [0.5, 1.0]),
+])
+def test_bad_grids_are_refused(lrs, momenta):
+    with pytest.raises(ExperimentError):
+        ex.grid_pairs(lrs, momenta)
+
+
+# ---------------------------------------------------------------------------- summaries
+
+
+def run(lr, momentum, seed, test, val, loss, diverged=False) -> dict:
+    """A run as the store holds it; two epochs, of which only the last counts."""
+    if diverged:
+        return {"config": {"lr": lr, "momentum": momentum, "seed": seed}, "diverged": True,
+                "train_loss": [math.inf], "val_acc": [], "test_acc": []}
+    return {"config": {"lr": lr, "momentum": momentum, "seed": seed}, "diverged": False,
+            "train_loss": [9.0, loss], "val_acc": [0.1, val], "test_acc": [0.1, test]}
+
+
+def test_summarise_against_a_hand_computation():
+    runs = [
+        run(0.1, 0.5, 2, 0.90, 0.80, 0.3), run(0.1, 0.5, 1, 0.0, 0.0, 0.0, diverged=True),
+        run(0.1, 0.5, 0, 0.80, 0.70, 0.5),
+        run(0.01, 0.9, 1, 0.92, 0.91, 0.2), run(0.01, 0.9, 0, 0.90, 0.89, 0.1), run(0.01, 0.9, 2, 0.94, 0.93, 0.3),
+        run(0.2, 0.925, 0, 0, 0, 0, diverged=True),
+    ]
+    a, b, c = ex.summarise(runs)  # rows sorted by (lr, momentum)
+    assert (a["pair"], b["pair"], c["pair"]) == ((0.01, 0.9), (0.1, 0.5), (0.2, 0.925))
+    assert a["seeds"] == b["seeds"] == [0, 1, 2] and c["seeds"] == [0]
+    assert (a["diverged"], b["diverged"], c["diverged"]) == (0, 1, 1)
+
+    assert a["test_acc"] == [0.90, 0.92, 0.94]  # by seed
+    assert a["test_acc_mean"] == pytest.approx(0.92)
+    assert a["test_acc_ci"] == pytest.approx(T_975[2] * 0.02 / math.sqrt(3))  # sd of 0.90, 0.92, 0.94 is 0.02
+    assert a["train_loss_mean"] == pytest.approx(0.2)
+
+    assert b["test_acc"] == [0.80, 0.90]  # the diverged seed is left out, not counted as zero
+    assert b["test_acc_mean"] == pytest.approx(0.85)
+    assert b["test_acc_ci"] == pytest.approx(T_975[1] * 0.05)  # sd 0.05*sqrt(2) over sqrt(2)
+    assert b["val_acc_mean"] == pytest.approx(0.75)
+
+    assert c["test_acc"] == [] and math.isnan(c["test_acc_mean"]) and math.isnan(c["val_acc_ci"])
+
+
+def test_long_run_ranks_pairs_with_all_seeds_diverged_last(monkeypatch):
+    runs = [run(0.001, 0.6, 0, 0.5, 0.5, 0.1), run(0.01, 0.0, 0, 0, 0, 0, diverged=True),
+            run(0.1, 0.5, 0, 0.9, 0.9, 0.1), run(0.2, 0.9, 0, 0.7, 0.7, 0.1)]
+    monkeypatch.setattr(ex, "load_records", lambda name, proto: runs)
+    monkeypatch.setattr(ex, "grid_pairs", lambda: [run["config"]["lr"] for run in runs])  # 4 pairs: complete
+    assert ex.long_run_pairs(TINY, best=1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5)]
+
+
+def test_long_run_needs_the_finished_grid(store):
+    with pytest.raises(ExperimentError, match="finished grid"):
+        ex.long_run_pairs(TINY)
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+samples = st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(samples)
+def test_mean_ci_matches_scipy(values):
+    mean, half = mean_ci(values)
+    assert mean == pytest.approx(np.mean(values), abs=1e-12)
+    sem = scipy_stats.sem(values)
+    expected = scipy_stats.t.ppf(0.975, len(values) - 1) * sem
+    assert half == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    if sem > 1e-9:
+        low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sem)
+        assert half == pytest.approx((high - low) / 2, rel=1e-9)
+
+
+def test_mean_ci_small_cases():
+    assert all(math.isnan(x) for x in mean_ci([]))
+    mean, half = mean_ci([0.7])
+    assert mean == 0.7 and math.isnan(half)
+    assert mean_ci([1.0, 3.0], confidence=0.9) == pytest.approx((2.0, scipy_stats.t.ppf(0.95, 1) * 1.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 8).flatmap(lambda n: st.tuples(
+    st.lists(st.floats(0, 1), min_size=n, max_size=n), st.lists(st.floats(0, 1), min_size=n, max_size=n))))
+def test_paired_t_matches_scipy(pair):
+    a, b = pair
+    result = paired_t(a, b)
+    diffs = np.subtract(a, b)
+    assert result["n"] == len(a)
+    assert result["mean_diff"] == pytest.approx(diffs.mean(), abs=1e-12)
+    assert result["ci"] == pytest.approx(scipy_stats.t.ppf(0.975, len(a) - 1) * scipy_stats.sem(diffs),
+                                         rel=1e-9, abs=1e-12)
+    if np.ptp(diffs) > 0:
+        assert result["p_value"] == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue, rel=1e-9, abs=1e-15)
+    assert 0 <= result["p_value"] <= 1
+
+
+def test_paired_t_edge_cases():
+    assert paired_t([0.5, 0.6], [0.5, 0.6])["p_value"] == 1.0  # identical: no evidence at all
+    assert paired_t([1.5, 2.5, 4.5], [1.0, 2.0, 4.0])["p_value"] == 0.0  # the same exact gain every time
+    with pytest.raises(ValueError):
+        paired_t([0.1], [0.2])
+    with pytest.raises(ValueError):
+        paired_t([0.1, 0.2], [0.2])
