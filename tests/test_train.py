@@ -1,0 +1,230 @@
+"""Checks of golden.train: same numbers as a plain PyTorch loop, Eq. (32), validation, divergence.
+
+Everything runs on small synthetic tensors shaped like MNIST (images in [-1, 1]), so the file
+needs neither the data files nor more than a few seconds of CPU.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import golden.train
+from golden import theory
+from golden.data import MnistSplits, Split
+from golden.models import MLP, MODELS, PaperCNN, parameter_count
+from golden.train import ConfigError, TrainConfig, epoch_orders, train
+
+GOLDEN = {"lr": theory.ETA, "momentum": theory.ALPHA}
+
+
+def synthetic_split(n: int, seed: int) -> Split:
+    """n noisy images in [-1, 1] of shape (n, 1, 28, 28); label k lights up rows 2k and 2k + 1."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(10, (n,), generator=generator)
+    images = torch.rand(n, 1, 28, 28, generator=generator) - 1
+    lit = torch.arange(28) // 2 == labels[:, None]  # (n, 28): the rows that belong to the label
+    return Split(torch.where(lit[:, None, :, None], 1.0, images), labels)
+
+
+def synthetic(n_train: int, n_eval: int = 64) -> MnistSplits:
+    return MnistSplits(synthetic_split(n_train, 1), synthetic_split(n_eval, 2), synthetic_split(n_eval, 3))
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------- the same numbers as a plain loop
+
+
+def test_trainer_matches_plain_pytorch_loop(monkeypatch, one_thread):
+    """Same seed, same batch order: golden's channels_last trainer and a plain NCHW loop give the
+    same loss at every one of 50 steps (the dropout masks come from the same global RNG)."""
+    seed, steps, batch = 3, 50, 64
+    data = synthetic(steps * batch)
+    config = TrainConfig(**GOLDEN, seed=seed, batch_size=batch)
+
+    golden_losses = []
+    batch_loss = golden.train.batch_loss
+
+    def recording_loss(*args):
+        value = batch_loss(*args)
+        golden_losses.append(value.item())
+        return value
+
+    monkeypatch.setattr(golden.train, "batch_loss", recording_loss)
+    history = train(config, data, progress=False)
+
+    torch.manual_seed(seed)
+    model = PaperCNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=theory.ETA, momentum=theory.ALPHA)
+    plain_losses = []
+    (order,) = epoch_orders(len(data.train), 1, seed)
+    model.train()
+    for indices in order.split(batch):
+        loss = F.cross_entropy(model(data.train.images[indices]), data.train.labels[indices])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        plain_losses.append(loss.item())
+
+    assert len(golden_losses) == len(plain_losses) == steps
+    assert golden_losses == pytest.approx(plain_losses, abs=1e-5, rel=0)
+    assert history.train_loss[0] == pytest.approx(sum(plain_losses) / steps, abs=1e-5)
+    assert plain_losses[-1] < plain_losses[0]  # it learned something, so the match is not trivial
+
+
+def test_epoch_order_is_a_permutation_fixed_by_the_seed():
+    first, second = epoch_orders(100, 2, seed=5)
+    assert sorted(first.tolist()) == list(range(100))
+    assert not torch.equal(first, second)
+    assert all(torch.equal(a, b) for a, b in zip(epoch_orders(100, 2, seed=5), (first, second)))
+
+
+# ------------------------------------------------------------------------- Eq. (32)
+
+
+@pytest.mark.parametrize("lr, momentum", [(theory.ETA, theory.ALPHA), (0.1, 0.5), (0.3, 0.0)])
+def test_torch_sgd_is_eq_32(lr, momentum):
+    """torch.optim.SGD makes dw(t) = -eta g(t) + alpha dw(t-1) on a quadratic, step after step."""
+    generator = torch.Generator().manual_seed(0)
+    root = torch.randn(4, 4, generator=generator, dtype=torch.float64)
+    hessian = root @ root.T + torch.eye(4, dtype=torch.float64)
+    target = torch.randn(4, generator=generator, dtype=torch.float64)
+    w = torch.randn(4, generator=generator, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=lr, momentum=momentum)
+    previous_step = torch.zeros(4, dtype=torch.float64)
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss = 0.5 * (w - target) @ hessian @ (w - target)
+        loss.backward()
+        gradient = w.grad.clone()
+        before = w.detach().clone()
+        optimizer.step()
+        step = w.detach() - before
+        expected = -lr * gradient + momentum * previous_step
+        torch.testing.assert_close(step, expected, rtol=1e-12, atol=1e-12)
+        previous_step = step
+    assert previous_step.abs().max() > 0
+
+
+# --------------------------------------------------------------------- learning at all
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_one_training_step_lowers_the_loss(model):
+    """Two epochs over one fixed batch: the loss of the second pass (after one SGD step) is lower."""
+    data = synthetic(32, n_eval=8)
+    history = train(TrainConfig(lr=0.05, momentum=0.0, epochs=2, model=model, batch_size=32), data, progress=False)
+    first, second = history.train_loss
+    assert second < first
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def test_a_good_config_is_accepted():
+    config = TrainConfig(**GOLDEN, epochs=2, model="mlp", loss="mse")
+    assert (config.lr, config.momentum) == (theory.ETA, theory.ALPHA)
+
+
+bad_lr = st.floats(max_value=0) | st.sampled_from([math.nan, math.inf, -math.inf])
+bad_momentum = st.floats().filter(lambda m: not 0 <= m < 1) | st.just(1.0)
+bad_epochs = st.integers(max_value=0)
+bad_name = st.text(max_size=12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(lr=bad_lr)
+def test_bad_learning_rate_is_refused(lr):
+    with pytest.raises(ConfigError, match="learning rate"):
+        TrainConfig(lr=lr, momentum=0.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(momentum=bad_momentum)
+def test_bad_momentum_is_refused(momentum):
+    with pytest.raises(ConfigError, match="momentum"):
+        TrainConfig(lr=0.01, momentum=momentum)
+
+
+@settings(max_examples=30, deadline=None)
+@given(epochs=bad_epochs)
+def test_bad_epochs_are_refused(epochs):
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(lr=0.01, momentum=0.5, epochs=epochs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=bad_name)
+def test_unknown_model_and_loss_are_refused(name):
+    if name not in MODELS:
+        with pytest.raises(ConfigError, match="unknown model"):
+            TrainConfig(lr=0.01, momentum=0.5, model=name)
+    if name not in golden.train.LOSSES:
+        with pytest.raises(ConfigError, match="unknown loss"):
+            TrainConfig(lr=0.01, momentum=0.5, loss=name)
+
+
+# ------------------------------------------------------------------------- divergence
+
+
+def test_non_finite_loss_marks_the_run_diverged():
+    data = synthetic(64, n_eval=8)
+    data.train.images[5, 0, 3, 3] = math.nan
+    history = train(TrainConfig(**GOLDEN, epochs=3), data, progress=False)
+    assert history.diverged
+    assert history.train_loss == [math.inf]  # stopped at the first bad epoch, before evaluating
+    assert history.val_acc == [] and history.test_acc == []
+
+
+def test_finite_run_is_not_diverged():
+    history = train(TrainConfig(**GOLDEN, model="mlp", epochs=2), synthetic(128, n_eval=8), progress=False)
+    assert not history.diverged
+    assert len(history.train_loss) == len(history.val_acc) == len(history.test_acc) == 2
+    assert all(math.isfinite(value) for value in history.train_loss)
+
+
+# ------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_history(one_thread):
+    data = synthetic(256, n_eval=64)
+    runs = [train(TrainConfig(**GOLDEN, epochs=2, seed=seed), data, progress=False) for seed in (7, 7, 8)]
+    same, again, other = ({k: v for k, v in r.as_dict().items() if k != "wall_time_s"} for r in runs)
+    assert same == again
+    assert same["train_loss"] != other["train_loss"]
+
+
+# ------------------------------------------------------------------------- the models
+
+
+def test_paper_cnn_size_and_output():
+    model = PaperCNN()
+    assert parameter_count(model) == 206_922
+    assert model(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_mlp_size_and_output():
+    model = MLP()
+    assert parameter_count(model) == 28 * 28 * 128 + 128 + 128 * 10 + 10
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_bench_counts_the_cnn_training_flops_by_hand():
+    """FlopCounterMode on one step = forward (2 x MACs of conv1, conv2, fc1, fc2) + backward: weight
+    gradients of all four, input gradients of all but conv1 (its input needs no gradient)."""
+    from golden.bench import training_flops_per_image
+
+    conv1, conv2 = 2 * 28 * 28 * 16 * 9, 2 * 14 * 14 * 32 * 16 * 9
+    fc1, fc2 = 2 * 32 * 7 * 7 * 128, 2 * 128 * 10
+    assert training_flops_per_image() == (conv1 + conv2 + fc1 + fc2) + (conv1 + 2 * (conv2 + fc1 + fc2))
