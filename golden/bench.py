@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from golden import settings, theory
 from golden.data import Split, load_raw, mnist
 from golden.models import PaperCNN
-from golden.train import TrainConfig, _train_epoch, seeded_model
+from golden.train import TrainConfig, train_epoch, seeded_model
 
 BATCH = 64
 FULL = {"warmup": 20, "steps": 100, "windows": 3, "matmul_n": 2048}
@@ -87,7 +87,7 @@ def _trainer_setup(seed: int):
 def _trainer_steps(setup, first: int, count: int) -> None:
     """Run ``count`` steps of golden's own epoch function, starting at batch ``first``."""
     model, optimizer, data, order, config = setup
-    _train_epoch(model, optimizer, data, order[first * BATCH : (first + count) * BATCH], config, _NO_BAR)
+    train_epoch(model, optimizer, data, order[first * BATCH : (first + count) * BATCH], config, _NO_BAR)
 
 
 def trainer_rate(steps: int, warmup: int, windows: int, seed: int = 0) -> float:
@@ -150,7 +150,7 @@ def training_flops_per_image() -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     batch = Split(torch.zeros(BATCH, 1, 28, 28), torch.zeros(BATCH, dtype=torch.long))  # FLOPs ignore values
     with FlopCounterMode(display=False) as counter:
-        _train_epoch(model, optimizer, batch, torch.arange(BATCH), config, _NO_BAR)
+        train_epoch(model, optimizer, batch, torch.arange(BATCH), config, _NO_BAR)
     return counter.get_total_flops() / BATCH
 
 

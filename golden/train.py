@@ -106,7 +106,7 @@ def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
     return [torch.randperm(n, generator=generator) for _ in range(epochs)]
 
 
-def _train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: TrainConfig, bar) -> float:
+def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: TrainConfig, bar) -> float:
     """One pass over ``split`` in ``order``; the mean training loss, or inf at the first
     non-finite batch loss (there is no point in computing NaNs for the rest of the epoch)."""
     model.train()
@@ -139,7 +139,7 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None) 
     with tqdm(total=steps, disable=None if progress is None else not progress, desc=label, unit="step",
               leave=False) as bar:
         for order in epoch_orders(len(train_split), config.epochs, config.seed):
-            epoch_loss = _train_epoch(model, optimizer, train_split, order, config, bar)
+            epoch_loss = train_epoch(model, optimizer, train_split, order, config, bar)
             history.train_loss.append(epoch_loss)
             if not math.isfinite(epoch_loss):
                 history.diverged = True
