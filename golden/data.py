@@ -20,6 +20,8 @@ from golden import settings
 VALIDATION_FRACTION = 0.1  # 6,000 of the 60,000 training images, as in the paper's protocol
 SPLIT_SEED = 0  # fixes which images form the validation split, for every run of the book
 QUICK_SIZES = {"train": 2048, "val": 512, "test": 1000}
+CLASSES = 10
+NOISE_SEED_BASE = 2**32  # label-noise generators live apart from the batch-order seeds 0, 1, 2, ...
 
 
 class DataError(RuntimeError):
@@ -124,6 +126,23 @@ def split(train: Split, test: Split, quick: bool = False) -> MnistSplits:
     if quick:
         parts = {name: part.head(QUICK_SIZES[name]) for name, part in parts.items()}
     return MnistSplits(**parts)
+
+
+def with_label_noise(part: Split, fraction: float, seed: int) -> Split:
+    """``part`` with exactly round(fraction * N) labels, picked at random, each replaced by a
+    uniformly drawn *different* class (symmetric noise); the images are untouched.
+
+    The generator is seeded apart from the run's batch-order stream (``NOISE_SEED_BASE + seed``),
+    so the corrupted images are not the first ones an epoch visits.
+    """
+    if fraction == 0:
+        return part
+    generator = torch.Generator().manual_seed(NOISE_SEED_BASE + seed)
+    corrupted = torch.randperm(len(part), generator=generator)[: round(fraction * len(part))]
+    shift = torch.randint(1, CLASSES, (len(corrupted),), generator=generator)
+    labels = part.labels.clone()
+    labels[corrupted] = (labels[corrupted] + shift) % CLASSES
+    return Split(part.images, labels)
 
 
 @lru_cache(maxsize=2)

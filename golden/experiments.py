@@ -26,6 +26,7 @@ from golden.data import mnist
 from golden.train import TrainConfig, train
 
 THREADS_PER_RUN = 1  # one thread per run, one run per core: fastest here, and bitwise repeatable
+DEFAULTS = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
 
 
 class ExperimentError(ValueError):
@@ -95,18 +96,26 @@ def grid_pairs(lrs=GRID_LRS, momenta=GRID_MOMENTA) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A name, the pairs it trains (which may depend on stored results) and its epoch count."""
+    """A name, the variants it trains (which may depend on stored results) and its epoch count.
+
+    A variant is a dict of TrainConfig fields (at least ``lr`` and ``momentum``); each is run
+    once per seed of the protocol.
+    """
 
     name: str
-    pairs: Callable[[Protocol], list[tuple[float, float]]]
+    variants: Callable[[Protocol], list[dict]]
     epochs: Callable[[Protocol], int]
 
     def configs(self, proto: Protocol) -> list[TrainConfig]:
         return [
-            TrainConfig(lr=lr, momentum=m, epochs=self.epochs(proto), seed=seed, model=proto.model,
-                        batch_size=proto.batch_size)
-            for lr, m in self.pairs(proto) for seed in proto.seeds
+            TrainConfig(**{"model": proto.model, "batch_size": proto.batch_size, **variant},
+                        epochs=self.epochs(proto), seed=seed)
+            for variant in self.variants(proto) for seed in proto.seeds
         ]
+
+
+def as_variants(pairs: list[tuple[float, float]], **fields) -> list[dict]:
+    return [{"lr": lr, "momentum": m, **fields} for lr, m in pairs]
 
 
 def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
@@ -126,9 +135,50 @@ def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
     return chosen
 
 
+def study_epochs(proto: Protocol) -> int:
+    """Epochs of the studies beyond the paper: half the long run (5 under ``book``), at least 2 so
+    that per-epoch effects (the MI-driven decay acts from the second epoch on) show."""
+    return max(2, proto.long_epochs // 2)
+
+
+# The break-even study (Jastrzebski et al. 2020): grid learning rates around the golden one,
+# at the golden momentum and at 0.9, probed through the first epoch.
+BREAKEVEN_LRS = (0.001, 0.01, GOLDEN_GRID_LR, 0.1)
+BREAKEVEN_MOMENTA = (GOLDEN_GRID_MOMENTUM, 0.9)
+BREAKEVEN_PROBES = 15  # probes spread evenly over the first epoch (3 on the quick subsets)
+
+
+def breakeven_variants(proto: Protocol) -> list[dict]:
+    steps = math.ceil(train_size(proto) / proto.batch_size)
+    every = max(1, steps // (3 if proto.quick_data else BREAKEVEN_PROBES))
+    return as_variants(grid_pairs(BREAKEVEN_LRS, BREAKEVEN_MOMENTA), probe_every=every)
+
+
+def train_size(proto: Protocol) -> int:
+    return len(mnist(proto.quick_data).train)
+
+
+# Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise than Adam).
+NOISE_LEVELS = (0.0, 0.2, 0.4)
+ADAM = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.0}  # PyTorch's default betas
+# Mutual information (Vasudevan 2020): the golden pair and its grid neighbours, then the MI-driven decay.
+MI_PAIRS = (GOLDEN_PAIR, (0.01, GOLDEN_GRID_MOMENTUM), (0.1, GOLDEN_GRID_MOMENTUM), (GOLDEN_GRID_LR, 0.85),
+            (GOLDEN_GRID_LR, 0.9))
+
 EXPERIMENTS = {
-    "grid": Experiment("grid", lambda proto: grid_pairs(), lambda proto: proto.epochs),
-    "long": Experiment("long", long_run_pairs, lambda proto: proto.long_epochs),
+    "grid": Experiment("grid", lambda proto: as_variants(grid_pairs()), lambda proto: proto.epochs),
+    "long": Experiment("long", lambda proto: as_variants(long_run_pairs(proto)), lambda proto: proto.long_epochs),
+    "breakeven": Experiment("breakeven", breakeven_variants, lambda proto: 1),
+    "loss": Experiment("loss", lambda proto: [
+        variant for loss in ("cross_entropy", "mse") for variant in as_variants([GOLDEN_PAIR, COMMON_PAIR], loss=loss)
+    ], study_epochs),
+    "noise": Experiment("noise", lambda proto: [
+        {**variant, "label_noise": level} for level in NOISE_LEVELS
+        for variant in (*as_variants([GOLDEN_PAIR]), ADAM)
+    ], study_epochs),
+    "mutual_info": Experiment("mutual_info", lambda proto: [
+        *as_variants(list(MI_PAIRS)), *as_variants([GOLDEN_PAIR], schedule="mi_decay")
+    ], study_epochs),
 }
 
 
@@ -150,8 +200,15 @@ def _short(number: float) -> str:
     return text if float(text) == number else repr(number)
 
 
+TAGS = {"loss": "{}", "optimizer": "{}", "schedule": "{}", "label_noise": "noise{}", "probe_every": "probe{}"}
+
+
 def run_id(config: TrainConfig) -> str:
-    return f"lr{_short(config.lr)}_m{_short(config.momentum)}_s{config.seed}"
+    """``lr0.01_m0.9_s0``, with a tag such as ``mse`` or ``noise0.2`` for every field of
+    TAGS that differs from TrainConfig's default."""
+    tags = [TAGS[name].format(_short(value) if isinstance(value, float) else value)
+            for name, value in asdict(config).items() if name in TAGS and value != DEFAULTS[name]]
+    return "_".join([f"lr{_short(config.lr)}", f"m{_short(config.momentum)}", *tags, f"s{config.seed}"])
 
 
 def _checksum(payload: dict) -> str:
@@ -196,7 +253,10 @@ def load_records(experiment_name: str, proto: Protocol) -> list[dict]:
     """Every intact run of an experiment under a protocol (the ``run`` part of each record)."""
     folder = run_folder(experiment_name, proto)
     records = (read_record(path) for path in sorted(folder.glob("*.json")))
-    return [record["run"] for record in records if record is not None]
+    runs = [record["run"] for record in records if record is not None]
+    for run in runs:  # records written before a TrainConfig field existed hold its default
+        run["config"] = {**DEFAULTS, **run["config"]}
+    return runs
 
 
 def pending(configs: list[TrainConfig], folder: Path) -> list[TrainConfig]:
@@ -241,24 +301,28 @@ def _store_all(results, folder: Path, proto: Protocol, experiment_name: str, bar
 
 # --- summaries --------------------------------------------------------------------------------------
 
-def summarise(runs: list[dict]) -> list[dict]:
-    """One row per (lr, momentum): final accuracies and losses per seed, and their means.
+def pair_of(config: dict) -> tuple[float, float]:
+    return config["lr"], config["momentum"]
+
+
+def summarise(runs: list[dict], key: Callable[[dict], tuple] = pair_of) -> list[dict]:
+    """One row per ``key`` of the config (default: the (lr, momentum) pair): final accuracies and
+    losses per seed, and their means.
 
     Diverged runs are left out of the means (no accuracy is invented for them); ``diverged``
     counts them, so a pair with diverged seeds is visible as such.
     """
     from golden.stats import mean_ci  # statistics stay in their own module
 
-    by_pair: dict[tuple[float, float], list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        config = run["config"]
-        by_pair.setdefault((config["lr"], config["momentum"]), []).append(run)
+        groups.setdefault(key(run["config"]), []).append(run)
     rows = []
-    for pair, group in sorted(by_pair.items()):
+    for group_key, group in sorted(groups.items()):
         group.sort(key=lambda run: run["config"]["seed"])
         finished = [run for run in group if not run["diverged"]]
-        row = {"pair": pair, "seeds": [run["config"]["seed"] for run in group],
-               "diverged": len(group) - len(finished)}
+        row = {"key": group_key, "pair": pair_of(group[0]["config"]),
+               "seeds": [run["config"]["seed"] for run in group], "diverged": len(group) - len(finished)}
         for metric in ("test_acc", "val_acc", "train_loss"):
             values = [run[metric][-1] for run in finished]
             row[metric] = values
@@ -288,10 +352,10 @@ def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Prot
     return proto, load_records(experiment_name, proto), True
 
 
-def curves(runs: list[dict], metric: str) -> dict[tuple[float, float], list[list[float]]]:
-    """Per-epoch ``metric`` of every seed, grouped by (learning rate, momentum)."""
-    grouped: dict[tuple[float, float], list[list[float]]] = {}
+def curves(runs: list[dict], metric: str, key: Callable[[dict], tuple] = pair_of) -> dict[tuple, list[list[float]]]:
+    """Per-epoch ``metric`` of every seed, grouped by ``key`` of the config (default: the pair)."""
+    grouped: dict[tuple, list[list[float]]] = {}
     for run in sorted(runs, key=lambda run: run["config"]["seed"]):
         if not run["diverged"]:
-            grouped.setdefault((run["config"]["lr"], run["config"]["momentum"]), []).append(run[metric])
+            grouped.setdefault(key(run["config"]), []).append(run[metric])
     return grouped

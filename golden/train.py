@@ -6,22 +6,31 @@ surrounds it, each measured by ``python -m golden bench``: the data stay in memo
 tensor (no per-image Python), and the network runs in ``channels_last`` layout, whose
 pooling and convolution kernels are the fast ones on a CPU. A run depends only on its
 configuration: the seed fixes the initial weights, the batch order and the dropout masks.
+
+Options beyond the paper's protocol, for the studies of the book's last part: Adam instead of
+SGD, symmetric label noise on the training split, a learning rate set each epoch from the
+mutual information of the validation predictions, and diagnostics probes during training.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from golden.data import MnistSplits, Split
+from golden import diagnostics
+from golden.data import MnistSplits, Split, with_label_noise
 from golden.models import MODELS, build_model
 
 EVAL_BATCH = 2000
 LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("sgd", "adam")  # Adam with PyTorch's default betas (0.9, 0.999)
+SCHEDULES = ("constant", "mi_decay")
 
 
 class ConfigError(ValueError):
@@ -39,6 +48,10 @@ class TrainConfig:
     model: str = "cnn"
     batch_size: int = 64
     loss: str = "cross_entropy"
+    optimizer: str = "sgd"
+    label_noise: float = 0.0  # fraction of training labels replaced by a wrong class (data.with_label_noise)
+    schedule: str = "constant"  # or "mi_decay": lr of each epoch = lr * (1 - normalised MI after the last)
+    probe_every: int = 0  # measure gradient noise and sharpness every this many steps (0: never)
 
     def __post_init__(self):
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -53,6 +66,16 @@ class TrainConfig:
             raise ConfigError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer == "adam" and self.momentum != 0:
+            raise ConfigError("Adam takes no momentum here (its betas are PyTorch's defaults): set momentum to 0")
+        if not (isinstance(self.label_noise, (int, float)) and 0 <= self.label_noise < 1):
+            raise ConfigError(f"label noise must be a fraction in [0, 1), got {self.label_noise!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if not (isinstance(self.probe_every, int) and self.probe_every >= 0):
+            raise ConfigError(f"probe_every must be an integer >= 0, got {self.probe_every!r}")
 
 
 @dataclass
@@ -63,6 +86,9 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
+    val_confusion: list[list[list[int]]] = field(default_factory=list)  # rows: true label, columns: predicted
+    lr: list[float] = field(default_factory=list)  # the learning rate of each epoch
+    probes: dict[str, list[float]] = field(default_factory=dict)  # diagnostics.Prober's record, if probed
     diverged: bool = False
     wall_time_s: float = 0.0
 
@@ -89,15 +115,29 @@ def seeded_model(config: TrainConfig) -> torch.nn.Module:
     return build_model(config.model).to(memory_format=torch.channels_last)
 
 
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 @torch.inference_mode()
+def confusion(model: torch.nn.Module, split: Split) -> torch.Tensor:
+    """Counts of (true label, predicted label) over ``split``."""
+    model.eval()
+    predictions = torch.cat([model(to_layout(split.images[start : start + EVAL_BATCH])).argmax(-1)
+                             for start in range(0, len(split), EVAL_BATCH)])
+    return diagnostics.confusion_matrix(predictions, split.labels)
+
+
 def accuracy(model: torch.nn.Module, split: Split) -> float:
     """Fraction of correctly classified images."""
-    model.eval()
-    correct = 0
-    for start in range(0, len(split), EVAL_BATCH):
-        logits = model(to_layout(split.images[start : start + EVAL_BATCH]))
-        correct += int((logits.argmax(-1) == split.labels[start : start + EVAL_BATCH]).sum())
-    return correct / len(split)
+    return int(confusion(model, split).trace()) / len(split)
 
 
 def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
@@ -106,12 +146,16 @@ def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
     return [torch.randperm(n, generator=generator) for _ in range(epochs)]
 
 
-def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: TrainConfig, bar) -> float:
+def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: TrainConfig, bar,
+                before_step: Callable[[torch.nn.Module], None] | None = None) -> float:
     """One pass over ``split`` in ``order``; the mean training loss, or inf at the first
-    non-finite batch loss (there is no point in computing NaNs for the rest of the epoch)."""
+    non-finite batch loss (there is no point in computing NaNs for the rest of the epoch).
+    ``before_step`` (a diagnostics.Prober) sees the model before every optimizer step."""
     model.train()
     loss_sum = 0.0
     for batch in order.split(config.batch_size):
+        if before_step is not None:
+            before_step(model)
         loss = batch_loss(model(to_layout(split.images[batch])), split.labels[batch], config.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,21 +174,33 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None) 
     A run whose training loss stops being finite is marked diverged and stopped there.
     """
     model = seeded_model(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = make_optimizer(model, config)
     history = History(config)
-    train_split = data.train
+    train_split = with_label_noise(data.train, config.label_noise, config.seed)
+    prober = None
+    if config.probe_every:
+        probe = data.train.head(diagnostics.PROBE_SIZE)  # clean labels, the same images for every run
+        prober = diagnostics.Prober(to_layout(probe.images), probe.labels, partial(batch_loss, loss=config.loss),
+                                    config.batch_size, config.probe_every, config.seed)
     steps = config.epochs * math.ceil(len(train_split) / config.batch_size)
     label = f"lr={config.lr:g} momentum={config.momentum:g} seed={config.seed}"
     start = time.perf_counter()
     with tqdm(total=steps, disable=None if progress is None else not progress, desc=label, unit="step",
               leave=False) as bar:
         for order in epoch_orders(len(train_split), config.epochs, config.seed):
-            epoch_loss = train_epoch(model, optimizer, train_split, order, config, bar)
+            history.lr.append(optimizer.param_groups[0]["lr"])
+            epoch_loss = train_epoch(model, optimizer, train_split, order, config, bar, prober)
             history.train_loss.append(epoch_loss)
             if not math.isfinite(epoch_loss):
                 history.diverged = True
                 break
-            history.val_acc.append(accuracy(model, data.val))
+            val_confusion = confusion(model, data.val)
+            history.val_confusion.append(val_confusion.tolist())
+            history.val_acc.append(int(val_confusion.trace()) / len(data.val))
             history.test_acc.append(accuracy(model, data.test))
+            if config.schedule == "mi_decay":
+                set_lr(optimizer, config.lr * (1 - diagnostics.normalised_mutual_information(val_confusion)))
     history.wall_time_s = time.perf_counter() - start
+    if prober is not None:
+        history.probes = prober.record
     return history

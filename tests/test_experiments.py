@@ -58,7 +58,7 @@ class Runner:
 def store(tmp_path, monkeypatch) -> Path:
     """A tiny experiment 'tiny' on synthetic data, results under tmp_path; its run folder."""
     monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: list(PAIRS), lambda p: p.epochs))
+    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs))
     monkeypatch.setattr(ex, "mnist", lambda quick: TINY_DATA)
     threads = torch.get_num_threads()  # run_one sets one thread per run
     yield ex.run_folder("tiny", TINY)
@@ -82,7 +82,7 @@ def ids(configs) -> list[str]:
     return sorted(ex.run_id(config) for config in configs)
 
 
-ALL_IDS = ids(Experiment("tiny", lambda p: PAIRS, lambda p: p.epochs).configs(TINY))  # 2 pairs x 2 seeds
+ALL_IDS = ids(Experiment("tiny", lambda p: ex.as_variants(PAIRS), lambda p: p.epochs).configs(TINY))  # 2 pairs x 2 seeds
 
 
 # ------------------------------------------------------------------------------ the store
@@ -163,7 +163,7 @@ def test_read_record_rejects_what_is_not_a_record(tmp_path, text):
 
 def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(store, monkeypatch):
     pairs = [(DIVERGING_LR, 0.9)] + PAIRS
-    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: pairs, lambda p: p.epochs))
+    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: ex.as_variants(pairs), lambda p: p.epochs))
     calls = runner(monkeypatch)
     sweep()
     assert len(calls.calls) == 6
