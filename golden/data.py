@@ -21,7 +21,7 @@ VALIDATION_FRACTION = 0.1  # 6,000 of the 60,000 training images, as in the pape
 SPLIT_SEED = 0  # fixes which images form the validation split, for every run of the book
 QUICK_SIZES = {"train": 2048, "val": 512, "test": 1000}
 CLASSES = 10
-NOISE_SEED_BASE = 2**32  # label-noise generators live apart from the batch-order seeds 0, 1, 2, ...
+NOISE_SEED_BASE = 2**31  # label-noise seeds live apart from the batch-order seeds 0, 1, 2 (torch keeps 32 bits)
 
 
 class DataError(RuntimeError):
