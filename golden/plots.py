@@ -54,24 +54,37 @@ def show(fig: plt.Figure, name: str, note: str = ""):
     return Image(filename=str(path))
 
 
-def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.Axes | None = None) -> plt.Axes:
-    """One line per label: the mean over seeds per epoch, with a band of +- one 95% half-width."""
+def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.Axes | None = None,
+                    x: list[float] | None = None, xlabel: str = "epoch", styles: dict[str, dict] | None = None
+                    ) -> plt.Axes:
+    """One line per label: the mean over seeds at each point (epochs 1, 2, ... unless ``x`` is
+    given), with a band of +- one 95% half-width. ``styles`` passes plot options per label."""
     from golden.stats import mean_ci
 
     ax = ax or plt.subplots()[1]
     for label, per_seed in curves.items():
-        epochs = min(len(seed_curve) for seed_curve in per_seed)
-        stats = [mean_ci([seed_curve[e] for seed_curve in per_seed]) for e in range(epochs)]
+        points = min(len(seed_curve) for seed_curve in per_seed)
+        stats = [mean_ci([seed_curve[e] for seed_curve in per_seed]) for e in range(points)]
         means = [m for m, _ in stats]
         halves = [0.0 if h != h else h for _, h in stats]  # NaN half-width (one seed): no band
-        x = range(1, epochs + 1)
-        line, = ax.plot(x, means, marker="o", ms=3, label=label)
-        ax.fill_between(x, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+        xs = list(range(1, points + 1)) if x is None else x[:points]
+        line, = ax.plot(xs, means, **{"marker": "o", "ms": 3, **(styles or {}).get(label, {})}, label=label)
+        ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
                         color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
     return ax
+
+
+def results_note(proto, fell_back: bool) -> str:
+    """The box a chapter shows above its results: stored ``book`` results, or a quick fallback."""
+    if fell_back:
+        return (":::{warning}\nThe stored `book`-protocol results were not found, so this page shows the "
+                "tiny `quick` protocol, run just now. Its numbers say nothing about the claims; run "
+                "`make reproduce` and rebuild.\n:::")
+    return (f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], made by "
+            "`golden`'s runner (`python -m golden sweep`); this page only reads them.\n:::")
 
 
 def _grid_position(values: tuple[float, ...], value: float, log: bool) -> float:
