@@ -55,22 +55,28 @@ def show(fig: plt.Figure, name: str, note: str = ""):
 
 
 def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.Axes | None = None,
-                    x: list[float] | None = None, xlabel: str = "epoch", styles: dict[str, dict] | None = None
-                    ) -> plt.Axes:
+                    x: list[float] | None = None, xlabel: str = "epoch", styles: dict[str, dict] | None = None,
+                    band: str = "ci") -> plt.Axes:
     """One line per label: the mean over seeds at each point (epochs 1, 2, ... unless ``x`` is
-    given), with a band of +- one 95% half-width. ``styles`` passes plot options per label."""
+    given), with a band of +- one 95% half-width (``band="ci"``) or from the lowest to the
+    highest seed (``band="range"``, for log axes, where a t-interval of three seeds can reach
+    below zero). ``styles`` passes plot options per label."""
     from golden.stats import mean_ci
 
     ax = ax or plt.subplots()[1]
     for label, per_seed in curves.items():
         points = min(len(seed_curve) for seed_curve in per_seed)
-        stats = [mean_ci([seed_curve[e] for seed_curve in per_seed]) for e in range(points)]
+        columns = [[seed_curve[e] for seed_curve in per_seed] for e in range(points)]
+        stats = [mean_ci(column) for column in columns]
         means = [m for m, _ in stats]
-        halves = [0.0 if h != h else h for _, h in stats]  # NaN half-width (one seed): no band
+        if band == "range":
+            low, high = [min(column) for column in columns], [max(column) for column in columns]
+        else:
+            halves = [0.0 if h != h else h for _, h in stats]  # NaN half-width (one seed): no band
+            low, high = [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)]
         xs = list(range(1, points + 1)) if x is None else x[:points]
         line, = ax.plot(xs, means, **{"marker": "o", "ms": 3, **(styles or {}).get(label, {})}, label=label)
-        ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
-                        color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
