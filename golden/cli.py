@@ -40,6 +40,9 @@ def build_parser() -> OneLineParser:
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--model", default="cnn", help="cnn or mlp")
     one.add_argument("--loss", default="cross_entropy", help="cross_entropy or mse")
+    one.add_argument("--optimizer", default="sgd", help="sgd or adam (Adam: set --momentum 0)")
+    one.add_argument("--label-noise", type=float, default=0.0, help="fraction of training labels made wrong")
+    one.add_argument("--schedule", default="constant", help="constant or mi_decay")
 
     many = commands.add_parser("sweep", help="run an experiment under a protocol; finished runs are skipped")
     many.add_argument("experiment", help=f"{', '.join(EXPERIMENTS)} or all")
@@ -58,7 +61,8 @@ def run_train(args) -> None:
     from golden.train import train
 
     config = TrainConfig(lr=args.lr, momentum=args.momentum, epochs=args.epochs, seed=args.seed,
-                         model=args.model, loss=args.loss)
+                         model=args.model, loss=args.loss, optimizer=args.optimizer, label_noise=args.label_noise,
+                         schedule=args.schedule)
     history = train(config, mnist())
     for epoch, loss in enumerate(history.train_loss, start=1):
         accuracies = ""
