@@ -30,9 +30,10 @@ def use_style() -> None:
 
 
 def stamp(fig: plt.Figure, note: str = "") -> None:
-    """Write the run mode (and an optional protocol note) in the figure's corner."""
+    """Write the run mode (and an optional protocol note) under the figure's right corner; the
+    tight bounding box of ``savefig`` grows to hold it, so it never covers an axis label."""
     text = f"mode: {settings.mode_name()}" + (f" · {note}" if note else "")
-    fig.text(0.99, 0.005, text, ha="right", va="bottom", fontsize=7, color="0.4")
+    fig.text(0.99, -0.01, text, ha="right", va="top", fontsize=7, color="0.4")
 
 
 def save_figure(fig: plt.Figure, name: str, note: str = "") -> Path:
