@@ -15,6 +15,9 @@ optimiser (``torch.optim.SGD`` at the golden pair), fp32 numerics and [-1, 1] MN
 
 Each rate is images per second in the fastest of a few timed windows of a fixed number of steps,
 after a warm-up: other work on a shared machine can only slow a window down, never speed it up.
+Rows 1, 2 and 4 take their windows in turn (plain, trainer, matmul, plain, ...), so a slow spell
+falls on all of them; the ceiling is the best of all its measurements, and the table shows their
+range, because on a virtual machine the matmul rate itself can vary by a factor of two.
 """
 from __future__ import annotations
 
@@ -48,8 +51,8 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - start
 
 
-def plain_loop_rate(steps: int, warmup: int, windows: int) -> float:
-    """Images per second of the ``pytorch/examples`` MNIST loop."""
+def plain_loop(warmup: int):
+    """The ``pytorch/examples`` MNIST loop, warmed up: a function that trains ``count`` steps."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
@@ -71,7 +74,7 @@ def plain_loop_rate(steps: int, warmup: int, windows: int) -> float:
             optimizer.step()
 
     train_steps(warmup)
-    return max(steps * BATCH / _timed(train_steps, steps) for _ in range(windows))
+    return train_steps
 
 
 def _trainer_setup(seed: int):
@@ -90,12 +93,18 @@ def _trainer_steps(setup, first: int, count: int) -> None:
     train_epoch(model, optimizer, data, order[first * BATCH : (first + count) * BATCH], config, _NO_BAR)
 
 
-def trainer_rate(steps: int, warmup: int, windows: int, seed: int = 0) -> float:
-    """Images per second of golden's trainer in this process, with its current threads."""
-    setup = _trainer_setup(seed)
+def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[str, list[float]]:
+    """Plain loop, golden's trainer and the matmul ceiling, measured in turn within each window,
+    so that a slow spell of a shared machine falls on all three alike. Images/s and GFLOP/s."""
+    plain = plain_loop(warmup)
+    setup = _trainer_setup(0)
     _trainer_steps(setup, 0, warmup)
-    firsts = [warmup + window * steps for window in range(windows)]
-    return max(steps * BATCH / _timed(_trainer_steps, setup, first, steps) for first in firsts)
+    rates: dict[str, list[float]] = {"plain": [], "single": [], "ceiling": []}
+    for window in range(windows):
+        rates["plain"].append(steps * BATCH / _timed(plain, steps))
+        rates["single"].append(steps * BATCH / _timed(_trainer_steps, setup, warmup + window * steps, steps))
+        rates["ceiling"].append(matmul_gflops(matmul_n))
+    return rates
 
 
 def _sweep_worker(seed: int, steps: int, warmup: int, windows: int, barrier) -> None:
@@ -161,10 +170,10 @@ def run(quick: bool = False) -> list[str]:
     threads = torch.get_num_threads()
     workers = os.cpu_count() or 1
     load = os.getloadavg()[0]  # other work on the machine slows every row, the multi-threaded ones most
-    plain = plain_loop_rate(*timing)
-    single = trainer_rate(*timing)
+    rates = side_by_side(*timing, sizes["matmul_n"])
     sweep = sweep_rate(*timing, workers)
-    ceiling = matmul_gflops(sizes["matmul_n"])
+    ceilings = rates["ceiling"] + [matmul_gflops(sizes["matmul_n"])]  # once more, right after the sweep
+    plain, single, ceiling = max(rates["plain"]), max(rates["single"]), max(ceilings)
     flops = training_flops_per_image()
 
     def share(rate: float) -> float:
@@ -181,7 +190,7 @@ def run(quick: bool = False) -> list[str]:
         row("plain loop (DataLoader, NCHW)", plain),
         row(f"golden trainer ({threads} threads)", single),
         row(f"golden sweep ({workers} procs x 1 thread)", sweep),
-        f"{ceiling_name:<36}{'':>9}{ceiling:>10.1f}{1:>12.0%}",
+        f"{ceiling_name:<36}{'':>9}{ceiling:>10.1f}{1:>12.0%}   (measured {min(ceilings):.0f}-{max(ceilings):.0f})",
         f"training FLOPs per image: {flops / 1e6:.2f} M (FlopCounterMode: convolutions and matmuls only)",
         f"single run: {single / plain:.2f}x the plain loop, {share(single):.0%} of the ceiling",
         f"sweep: {sweep / plain:.2f}x the plain loop, {share(sweep):.0%} of the ceiling",
