@@ -110,6 +110,12 @@ class Identity:
     def holds(self) -> bool:
         return all(residual == 0 for residual in self.residuals())
 
+    def proved(self) -> "Identity":
+        """This identity once SymPy has proved it (residual zero); AssertionError otherwise."""
+        if not self.holds():
+            raise AssertionError(f"{self.name}: residual {self.residuals()} is not zero")
+        return self
+
     def largest_numeric_gap(self, samples: int = 12, seed: int = 0) -> float:
         """Largest relative |lhs - rhs| at random points of the sampling ranges."""
         rng = random.Random(seed)
@@ -139,10 +145,7 @@ def _register(name: str, lhs, rhs, assumptions: str, positive_arguments: bool = 
 
 def check(name: str) -> Identity:
     """Prove the identity ``name`` and return it, so a chapter cell shows what was proved."""
-    identity = IDENTITIES[name]
-    if not identity.holds():
-        raise AssertionError(f"{name}: residual {identity.residuals()} is not zero")
-    return identity
+    return IDENTITIES[name].proved()
 
 
 # --------------------------------------------------------------------------- momentum (Eq. 32)
