@@ -10,16 +10,14 @@ from __future__ import annotations
 import sympy as sp
 
 from golden import derivations
-from golden.derivations import CLASSES, ONE_HOT, SOFTMAX_JACOBIAN, Identity, Q, alpha, eta
+from golden.derivations import CLASSES, ONE_HOT, SOFTMAX_JACOBIAN, Identity, Q, alpha, eta, register_in
 
 IDENTITIES: dict[str, Identity] = {}
 """The identities of the last part's chapters, by the label of their equation."""
 
 
 def _register(name: str, lhs, rhs, assumptions: str, positive_arguments: bool = False) -> None:
-    if name in IDENTITIES:
-        raise ValueError(f"identity {name!r} registered twice")
-    IDENTITIES[name] = Identity(name, lhs, rhs, assumptions, positive_arguments)
+    register_in(IDENTITIES, Identity(name, lhs, rhs, assumptions, positive_arguments))
 
 
 def check(name: str) -> Identity:
@@ -62,7 +60,6 @@ EXAMPLES, PARAMETERS = 2, 3
 DEVIATIONS = sp.Matrix(EXAMPLES, PARAMETERS, lambda i, j: derivations._symbols(f"d_{i + 1}{j + 1}", -2.0, 2.0,
                                                                                   real=True))
 spectral = derivations._symbols("mu", -2.0, 2.0, real=True)
-
 
 
 def characteristic_polynomial(matrix: sp.Matrix) -> sp.Expr:

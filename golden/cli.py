@@ -82,7 +82,8 @@ def run_sweep(args) -> None:
             raise ExperimentError(f"--lrs and --momenta define a custom grid: use them with 'grid', not {args.experiment!r}")
         pairs = grid_pairs(experiments.GRID_LRS if args.lrs is None else args.lrs,
                            experiments.GRID_MOMENTA if args.momenta is None else args.momenta)
-        experiments.EXPERIMENTS["custom"] = Experiment("custom", lambda _: experiments.as_variants(pairs), lambda p: p.epochs)
+        experiments.EXPERIMENTS["custom"] = Experiment("custom", lambda _: experiments.as_variants(pairs),
+                                                       lambda p: p.epochs)
         names = ["custom"]
     else:
         names = list(EXPERIMENTS) if args.experiment == "all" else [experiments.experiment(args.experiment).name]

@@ -137,10 +137,15 @@ IDENTITIES: dict[str, Identity] = {}
 """Every identity of the derivation, by the label of the equation it verifies."""
 
 
+def register_in(registry: dict[str, Identity], identity: Identity) -> None:
+    """Add ``identity`` under its name; a label may name only one identity."""
+    if identity.name in registry:
+        raise ValueError(f"identity {identity.name!r} registered twice")
+    registry[identity.name] = identity
+
+
 def _register(name: str, lhs, rhs, assumptions: str, positive_arguments: bool = False, given=None) -> None:
-    if name in IDENTITIES:
-        raise ValueError(f"identity {name!r} registered twice")
-    IDENTITIES[name] = Identity(name, lhs, rhs, assumptions, positive_arguments, given or {})
+    register_in(IDENTITIES, Identity(name, lhs, rhs, assumptions, positive_arguments, given or {}))
 
 
 def check(name: str) -> Identity:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.func import functional_call, grad, jvp, vmap
 
+from golden.data import CLASSES
+
 PROBE_SIZE = 256  # images in the fixed probe batch
 POWER_ITERATIONS = 20  # at the first probe, from a random direction
 WARM_ITERATIONS = 10  # at later probes, which start from the previous probe's eigenvector
@@ -45,7 +47,7 @@ def normalised_mutual_information(confusion) -> float:
     return mutual_information(confusion) / label_entropy(confusion)
 
 
-def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, classes: int = CLASSES) -> torch.Tensor:
     return torch.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
 
 
@@ -89,12 +91,16 @@ def sharpness(model, loss_fn, images, labels, start: dict[str, torch.Tensor], it
     def norm(vector):
         return math.sqrt(sum(float(v.pow(2).sum()) for v in vector.values()))
 
-    vector = {name: v / norm(start) for name, v in start.items()}
+    def normalised(vector):
+        length = norm(vector)
+        return {name: v / length for name, v in vector.items()}
+
+    vector = normalised(start)
     eigenvalue = math.nan
     for _ in range(iterations):
         _, product = jvp(lambda p: gradient(p, images, labels), (params,), (vector,))
         eigenvalue = sum(float((product[name] * vector[name]).sum()) for name in vector)
-        vector = {name: v / norm(product) for name, v in product.items()}
+        vector = normalised(product)
     return eigenvalue, vector
 
 

@@ -35,7 +35,7 @@ from scipy import signal
 from scipy import stats as scipy_stats
 
 from golden import theory
-from golden.derivations import Identity, alpha, eta, free_gradient, gradients, h, momentum_weights, w0
+from golden.derivations import Identity, alpha, eta, free_gradient, gradients, h, momentum_weights, register_in, w0
 
 # --------------------------------------------------------------------------- the heavy ball
 
@@ -282,9 +282,7 @@ IDENTITIES: dict[str, Identity] = {}
 
 
 def _register(name: str, lhs, rhs, assumptions: str) -> None:
-    if name in IDENTITIES:
-        raise ValueError(f"identity {name!r} registered twice")
-    IDENTITIES[name] = Identity(name, lhs, rhs, assumptions)
+    register_in(IDENTITIES, Identity(name, lhs, rhs, assumptions))
 
 
 def _register_all() -> None:

@@ -135,9 +135,13 @@ def confusion(model: torch.nn.Module, split: Split) -> torch.Tensor:
     return diagnostics.confusion_matrix(predictions, split.labels)
 
 
+def accuracy_of(counts: torch.Tensor) -> float:
+    """Fraction of correctly classified images: the diagonal of a confusion matrix over its total."""
+    return int(counts.trace()) / int(counts.sum())
+
+
 def accuracy(model: torch.nn.Module, split: Split) -> float:
-    """Fraction of correctly classified images."""
-    return int(confusion(model, split).trace()) / len(split)
+    return accuracy_of(confusion(model, split))
 
 
 def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
@@ -196,7 +200,7 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None) 
                 break
             val_confusion = confusion(model, data.val)
             history.val_confusion.append(val_confusion.tolist())
-            history.val_acc.append(int(val_confusion.trace()) / len(data.val))
+            history.val_acc.append(accuracy_of(val_confusion))
             history.test_acc.append(accuracy(model, data.test))
             if config.schedule == "mi_decay":
                 set_lr(optimizer, config.lr * (1 - diagnostics.normalised_mutual_information(val_confusion)))

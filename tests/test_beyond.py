@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from pathlib import Path
 
 import pytest
 import sympy as sp
 
+from conftest import EQUATION_LABEL, labels_without_their_check
 from golden import beyond, experiments, theory
 from golden.derivations import Identity, eta
 from golden.train import TrainConfig
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
 STUDY_CHAPTERS = ("breakeven", "mse", "noise", "mutual_info")
-LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.MULTILINE)
 
 
 @pytest.mark.parametrize("name", sorted(beyond.IDENTITIES))
@@ -36,14 +35,10 @@ def test_a_wrong_identity_is_refused(monkeypatch):
 
 def test_every_identity_is_checked_right_after_its_labelled_equation():
     texts = {name: (CHAPTERS / f"{name}.md").read_text() for name in STUDY_CHAPTERS}
-    labels = {label for text in texts.values() for label in LABEL.findall(text)}
+    labels = {label for text in texts.values() for label in EQUATION_LABEL.findall(text)}
     assert labels == set(beyond.IDENTITIES)
     for text in texts.values():
-        for label in LABEL.findall(text):
-            after = text[text.index(f"$$ ({label})"):]
-            following = LABEL.search(after[len(label) + 5:])
-            window = after if following is None else after[: len(label) + 5 + following.start()]
-            assert f'beyond.check("{label}")' in window, label
+        assert labels_without_their_check(text, "beyond") == []
 
 
 def test_sharpness_limit_in_numbers():

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import EQUATION_LABEL, labels_without_their_check
 from golden import dynamics, theory
 from golden.derivations import Identity, alpha, eta
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTER = REPO / "chapters" / "effective_lr.md"
-LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.MULTILINE)
 FEW = settings(max_examples=25, deadline=None)
 
 momenta = st.floats(0.05, 0.95)
@@ -185,15 +185,11 @@ def test_a_wrong_identity_is_refused(monkeypatch):
 
 def test_every_identity_is_checked_next_to_its_labelled_equation():
     text = CHAPTER.read_text()
-    labels = set(LABEL.findall(text))
+    labels = set(EQUATION_LABEL.findall(text))
     checked = set(re.findall(r'dynamics\.check\("([\w-]+)"\)', text))
     assert all(label.startswith("elr-") for label in labels)
     assert labels == set(dynamics.IDENTITIES) == checked
-    for label in labels:  # the check follows its own equation, before the next one
-        after = text[text.index(f"$$ ({label})"):]
-        following = LABEL.search(after[len(label) + 5:])
-        window = after if following is None else after[: len(label) + 5 + following.start()]
-        assert f'dynamics.check("{label}")' in window, label
+    assert labels_without_their_check(text, "dynamics") == []  # each check follows its own equation
 
 
 def test_no_golden_number_is_typed():
