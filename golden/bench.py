@@ -1,14 +1,18 @@
 """How fast golden trains on this CPU, measured against the plain PyTorch loop (issue 6).
 
 ``python -m golden bench [--quick]`` calls :func:`run`, which measures in one process, on the
-same machine, with the same model (:class:`~golden.models.PaperCNN`), batch size (64),
-optimiser (``torch.optim.SGD`` at the golden pair), fp32 numerics and [-1, 1] MNIST data:
+same machine, with the same network, batch size (64), optimiser (``torch.optim.SGD`` at the
+golden pair), fp32 numerics and [-1, 1] MNIST data:
 
 1. the plain loop, as ``pytorch/examples`` trains MNIST: torchvision's dataset with
-   ``ToTensor`` + ``Normalize``, a shuffled ``DataLoader`` with one worker, NCHW tensors;
+   ``ToTensor`` + ``Normalize``, a shuffled ``DataLoader`` with one worker, NCHW tensors, and
+   the network written as the paper lists it (:class:`~golden.models.PaperCNN`);
 2. golden's trainer: the very epoch function :func:`golden.train.train` runs (in-memory
-   tensor indexing, ``channels_last``), with torch's default number of threads;
-3. a sweep: one spawned process per core, one thread each, all running golden's trainer at once;
+   tensor indexing, ``channels_last``, :class:`~golden.models.FastPaperCNN`, which computes
+   the same numbers bit for bit), with torch's default number of threads;
+3. a sweep: one spawned process per core, one thread each, all running golden's trainer at once
+   and without pause, as the experiment runner's workers do; its rate is their steps counted
+   together over a window;
 4. the ceiling: the best fp32 ``torch.mm`` rate with all threads, against the CNN's training
    FLOPs per image as ``FlopCounterMode`` counts them (convolutions and matrix products only;
    ReLU, pooling, dropout, the loss and the optimiser step are not counted).
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import time
 from types import SimpleNamespace
 
@@ -33,10 +36,10 @@ import torch.nn.functional as F
 from golden import settings, theory
 from golden.data import Split, load_raw, mnist
 from golden.models import PaperCNN
-from golden.train import TrainConfig, train_epoch, seeded_model
+from golden.train import TrainConfig, make_optimizer, seeded_model, train_epoch
 
 BATCH = 64
-FULL = {"warmup": 20, "steps": 100, "windows": 3, "matmul_n": 2048}
+FULL = {"warmup": 20, "steps": 100, "windows": 5, "matmul_n": 2048}
 QUICK = {"warmup": 3, "steps": 10, "windows": 2, "matmul_n": 512}
 _NO_BAR = SimpleNamespace(update=lambda: None)
 
@@ -81,7 +84,7 @@ def _trainer_setup(seed: int):
     """Model, optimiser, data and config exactly as :func:`golden.train.train` builds them."""
     config = golden_config(seed)
     model = seeded_model(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = make_optimizer(model, config)
     data = mnist(quick=False).train
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     return model, optimizer, data, order, config
@@ -107,39 +110,51 @@ def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[s
     return rates
 
 
-def _sweep_worker(seed: int, steps: int, warmup: int, windows: int, barrier) -> None:
+def _sweep_worker(seed: int, warmup: int, ready, steps_done, stop) -> None:
+    """Train without pause, one thread, counting steps until told to stop: a runner's worker."""
     torch.set_num_threads(1)
-    try:
-        setup = _trainer_setup(seed)
-        _trainer_steps(setup, 0, warmup)
-        for window in range(windows):
-            barrier.wait()  # all workers start a window together and the parent times it
-            _trainer_steps(setup, warmup + window * steps, steps)
-            barrier.wait()
-    except BaseException:
-        barrier.abort()  # so that nobody waits for this worker forever
-        raise
+    setup = _trainer_setup(seed)
+    batches = len(setup[2]) // BATCH
+    _trainer_steps(setup, 0, warmup)
+    ready.release()
+    step = warmup
+    while not stop.is_set():
+        _trainer_steps(setup, step % batches, 1)
+        step += 1
+        with steps_done.get_lock():
+            steps_done.value += 1
+
+
+def _check_alive(processes) -> None:
+    if any(process.exitcode not in (None, 0) for process in processes):
+        raise RuntimeError("a sweep worker failed; see its traceback above")
 
 
 def sweep_rate(steps: int, warmup: int, windows: int, workers: int) -> float:
-    """Total images per second of ``workers`` single-threaded trainer processes at once."""
+    """Total images per second of ``workers`` single-threaded trainer processes that all train
+    without pause, as the experiment runner's workers do: the best of ``windows`` windows, each
+    lasting until ``workers * steps`` more steps are done between them."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(workers + 1)
-    args = (steps, warmup, windows, barrier)
-    processes = [context.Process(target=_sweep_worker, args=(seed, *args)) for seed in range(workers)]
+    ready, steps_done, stop = context.Semaphore(0), context.Value("q", 0), context.Event()
+    processes = [context.Process(target=_sweep_worker, args=(seed, warmup, ready, steps_done, stop))
+                 for seed in range(workers)]
     for process in processes:
         process.start()
     best = 0.0
     try:
+        for _ in processes:
+            while not ready.acquire(timeout=0.1):
+                _check_alive(processes)
         for _ in range(windows):
-            barrier.wait()
-            best = max(best, workers * steps * BATCH / _timed(barrier.wait))
-    except threading.BrokenBarrierError:
-        pass  # a worker failed: reported below, after its traceback
-    for process in processes:
-        process.join()
-    if barrier.broken or any(process.exitcode != 0 for process in processes):
-        raise RuntimeError("a sweep worker failed; see its traceback above")
+            first, start = steps_done.value, time.perf_counter()
+            while steps_done.value < first + workers * steps:
+                _check_alive(processes)
+                time.sleep(0.005)
+            best = max(best, (steps_done.value - first) * BATCH / (time.perf_counter() - start))
+    finally:
+        stop.set()
+        for process in processes:
+            process.join()
     return best
 
 
@@ -156,11 +171,36 @@ def training_flops_per_image() -> float:
 
     config = golden_config()
     model = seeded_model(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = make_optimizer(model, config)
     batch = Split(torch.zeros(BATCH, 1, 28, 28), torch.zeros(BATCH, dtype=torch.long))  # FLOPs ignore values
     with FlopCounterMode(display=False) as counter:
         train_epoch(model, optimizer, batch, torch.arange(BATCH), config, _NO_BAR)
     return counter.get_total_flops() / BATCH
+
+
+CONVOLUTIONS_AND_MATMULS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::mm", "aten::addmm")
+
+
+def profile_trainer(steps: int = 50, rows: int = 12) -> list[str]:
+    """Where one-thread steps of golden's trainer spend their time, by operator (torch.profiler's
+    self CPU time, which inflates the many small operators a little): what bounds the share of
+    the ceiling, since only convolutions and matrix products can run near the matmul rate."""
+    from torch.profiler import profile
+
+    torch.set_num_threads(1)
+    setup = _trainer_setup(0)
+    _trainer_steps(setup, 0, 5)
+    with profile() as profiler:
+        _trainer_steps(setup, 5, steps)
+    events = sorted(profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+    total = sum(event.self_cpu_time_total for event in events)
+    in_products = sum(event.self_cpu_time_total for event in events if event.key in CONVOLUTIONS_AND_MATMULS)
+    rate = training_flops_per_image() * BATCH * steps / (in_products * 1e-6) / 1e9
+    lines = [f"golden trainer, {steps} steps of batch {BATCH}, 1 thread: share of CPU time by operator"]
+    lines += [f"  {event.key:<46}{event.self_cpu_time_total / total:>7.1%}" for event in events[:rows]]
+    lines.append(f"convolutions and matrix products: {in_products / total:.0%} of the time, at {rate:.1f} GFLOP/s")
+    print("\n".join(lines), flush=True)
+    return lines
 
 
 def run(quick: bool = False) -> list[str]:

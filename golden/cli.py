@@ -53,6 +53,7 @@ def build_parser() -> OneLineParser:
 
     bench = commands.add_parser("bench", help="measure training speed against the plain PyTorch loop")
     bench.add_argument("--quick", action="store_true", help="few steps, for CI")
+    bench.add_argument("--profile", action="store_true", help="instead, show where a one-thread step spends its time")
     return parser
 
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from golden import bench
 
-            bench.run(quick=args.quick)
+            bench.profile_trainer() if args.profile else bench.run(quick=args.quick)
     except (ConfigError, ExperimentError, DataError) as error:
         print(f"golden: error: {error}", file=sys.stderr)
         return 2

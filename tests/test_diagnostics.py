@@ -15,7 +15,8 @@ from torch import nn
 from golden import diagnostics
 from golden.data import Split, with_label_noise
 from golden.train import ConfigError, TrainConfig, make_optimizer, seeded_model, train
-from test_train import synthetic
+from golden.models import FastPaperCNN, PaperCNN
+from test_train import images_with_ties, synthetic
 
 # ---------------------------------------------------------------------- mutual information
 
@@ -100,6 +101,22 @@ def test_sharpness_equals_the_top_eigenvalue_of_the_explicit_hessian():
     estimate, vector = diagnostics.sharpness(model, F.cross_entropy, images, labels, start, iterations=200)
     assert estimate == pytest.approx(top, rel=1e-4)
     assert math.sqrt(sum(float(v.pow(2).sum()) for v in vector.values())) == pytest.approx(1.0)
+
+
+def test_diagnostics_see_through_the_fast_cnn():
+    """vmap and forward-over-reverse pass through FastPaperCNN's flatten and give PaperCNN's numbers."""
+    images = images_with_ties(8, 0).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(8)
+    results = []
+    for cls in (PaperCNN, FastPaperCNN):
+        torch.manual_seed(0)
+        model = cls().to(memory_format=torch.channels_last).eval()
+        start = {name: torch.ones_like(p) for name, p in model.named_parameters()}
+        results.append((diagnostics.per_example_gradients(model, F.cross_entropy, images, labels),
+                        diagnostics.sharpness(model, F.cross_entropy, images, labels, start, iterations=3)[0]))
+    (paper_gradients, paper_sharpness), (fast_gradients, fast_sharpness) = results
+    assert torch.equal(paper_gradients, fast_gradients)
+    assert paper_sharpness == fast_sharpness > 0
 
 
 # ------------------------------------------------------------------- the training options

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import golden.train
 from golden import theory
 from golden.data import MnistSplits, Split
-from golden.models import MLP, MODELS, PaperCNN, parameter_count
+from golden.models import MLP, MODELS, FastPaperCNN, PaperCNN, parameter_count
 from golden.train import ConfigError, TrainConfig, epoch_orders, train
 
 GOLDEN = {"lr": theory.ETA, "momentum": theory.ALPHA}
@@ -214,17 +214,51 @@ def test_paper_cnn_size_and_output():
     assert model(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
 
 
+def images_with_ties(n: int, seed: int) -> torch.Tensor:
+    """Digit-like images: a blank background (so pooling windows hold equal values, and windows
+    of negative values) around a random patch."""
+    images = torch.full((n, 1, 28, 28), -1.0)
+    images[:, :, 6:22, 6:22] = torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return images
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_cnn_is_the_paper_cnn_bit_for_bit(layout, seed):
+    """Same seed, same initial weights; same images and dropout masks, the same outputs and
+    parameter gradients to the last bit, so results stored before the fast order stay reproducible."""
+    images, labels = images_with_ties(32, seed), torch.arange(32) % 10
+    results = []
+    for cls in (PaperCNN, FastPaperCNN):
+        torch.manual_seed(seed)
+        model = cls().to(memory_format=layout)
+        output = model(images.contiguous(memory_format=layout))
+        F.cross_entropy(output, labels).backward()
+        results.append((output, [p.grad for p in model.parameters()], model.state_dict()))
+    (paper_out, paper_grads, paper_state), (fast_out, fast_grads, fast_state) = results
+    assert paper_state.keys() == fast_state.keys()
+    assert torch.equal(paper_out, fast_out)
+    assert all(torch.equal(a, b) for a, b in zip(paper_grads, fast_grads))
+    assert any(bool(g.abs().sum() > 0) for g in fast_grads)
+
+
+@pytest.mark.parametrize("cls, channels_last", [(PaperCNN, False), (FastPaperCNN, True)])
+def test_only_the_fast_cnn_hands_pooling_a_channels_last_gradient(cls, channels_last):
+    """The point of its flatten: the gradient reaching the last pooling layer keeps the layout of
+    that layer's output, so max-pooling's backward does not copy its input to match."""
+    model = cls().to(memory_format=torch.channels_last)
+    gradients = []
+
+    def record_gradient(module, args, output):
+        output.register_hook(gradients.append)
+
+    model.features[5].register_forward_hook(record_gradient)
+    model(images_with_ties(4, 0).contiguous(memory_format=torch.channels_last)).sum().backward()
+    assert len(gradients) == 1
+    assert gradients[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
 def test_mlp_size_and_output():
     model = MLP()
     assert parameter_count(model) == 28 * 28 * 128 + 128 + 128 * 10 + 10
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
-
-
-def test_bench_counts_the_cnn_training_flops_by_hand():
-    """FlopCounterMode on one step = forward (2 x MACs of conv1, conv2, fc1, fc2) + backward: weight
-    gradients of all four, input gradients of all but conv1 (its input needs no gradient)."""
-    from golden.bench import training_flops_per_image
-
-    conv1, conv2 = 2 * 28 * 28 * 16 * 9, 2 * 14 * 14 * 32 * 16 * 9
-    fc1, fc2 = 2 * 32 * 7 * 7 * 128, 2 * 128 * 10
-    assert training_flops_per_image() == (conv1 + conv2 + fc1 + fc2) + (conv1 + 2 * (conv2 + fc1 + fc2))

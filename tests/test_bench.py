@@ -1,0 +1,41 @@
+"""Checks of golden.bench: its FLOP count by hand, and its quick mode (what CI can afford) end to end.
+
+The quick run loads the real MNIST files (the plain loop goes through torchvision) and spawns
+one process per core; it checks the table's arithmetic, never a speed.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from golden import bench
+
+
+def test_bench_counts_the_cnn_training_flops_by_hand():
+    """FlopCounterMode on one step = forward (2 x MACs of conv1, conv2, fc1, fc2) + backward: weight
+    gradients of all four, input gradients of all but conv1 (its input needs no gradient)."""
+    conv1, conv2 = 2 * 28 * 28 * 16 * 9, 2 * 14 * 14 * 32 * 16 * 9
+    fc1, fc2 = 2 * 32 * 7 * 7 * 128, 2 * 128 * 10
+    assert bench.training_flops_per_image() == (conv1 + conv2 + fc1 + fc2) + (conv1 + 2 * (conv2 + fc1 + fc2))
+
+
+ROW = re.compile(r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)\s+(?P<gflops>[\d.]+)\s+(?P<share>\d+)%\s+(?P<ratio>[\d.]+)x$")
+
+
+def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
+    lines = bench.run(quick=True)
+    rows = {match["name"].split(" (")[0]: match for match in map(ROW.match, lines) if match}
+    assert list(rows) == ["plain loop", "golden trainer", "golden sweep"]
+    assert f"({os.cpu_count()} procs x 1 thread)" in lines[4]
+    plain = float(rows["plain loop"]["rate"].replace(",", ""))
+    flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[6])[1]) * 1e6
+    for match in rows.values():
+        rate = float(match["rate"].replace(",", ""))
+        assert rate > 0
+        assert float(match["ratio"]) == pytest.approx(rate / plain, abs=0.006)
+        assert float(match["gflops"]) == pytest.approx(rate * flops / 1e9, abs=0.06)
+    single, sweep = (float(rows[name]["ratio"]) for name in ("golden trainer", "golden sweep"))
+    assert lines[-2].startswith(f"single run: {single:.2f}x the plain loop")
+    assert lines[-1].startswith(f"sweep: {sweep:.2f}x the plain loop")
