@@ -49,8 +49,8 @@ class _FlattenKeepingLayout(torch.autograd.Function):
     """``x.flatten(1)`` whose gradient comes back in ``x``'s memory layout.
 
     PyTorch's own flatten hands back an NCHW gradient; max-pooling's backward, given a
-    channels_last input, then copies its input and that gradient to match (about a tenth of a
-    CPU training step). Written with ``setup_context`` and a ``jvp`` so that the ``torch.func``
+    channels_last input, then copies its input and that gradient to match (about 5% of a
+    one-thread training step). Written with ``setup_context`` and a ``jvp`` so that the ``torch.func``
     transforms of :mod:`golden.diagnostics` see through it.
     """
 
