@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from golden import bench
 
-            bench.profile_trainer() if args.profile else bench.run(quick=args.quick)
+            if args.profile:
+                bench.profile_trainer()
+            else:
+                bench.run(quick=args.quick)
     except (ConfigError, ExperimentError, DataError) as error:
         print(f"golden: error: {error}", file=sys.stderr)
         return 2
