@@ -80,14 +80,17 @@ def plain_loop(warmup: int):
     return train_steps
 
 
-def _trainer_setup(seed: int):
-    """Model, optimiser, data and config exactly as :func:`golden.train.train` builds them."""
+def _warm_trainer(seed: int, warmup: int):
+    """Model, optimiser, data and config exactly as :func:`golden.train.train` builds them,
+    after ``warmup`` untimed steps."""
     config = golden_config(seed)
     model = seeded_model(config)
     optimizer = make_optimizer(model, config)
     data = mnist(quick=False).train
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    return model, optimizer, data, order, config
+    setup = model, optimizer, data, order, config
+    _trainer_steps(setup, 0, warmup)
+    return setup
 
 
 def _trainer_steps(setup, first: int, count: int) -> None:
@@ -100,8 +103,7 @@ def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[s
     """Plain loop, golden's trainer and the matmul ceiling, measured in turn within each window,
     so that a slow spell of a shared machine falls on all three alike. Images/s and GFLOP/s."""
     plain = plain_loop(warmup)
-    setup = _trainer_setup(0)
-    _trainer_steps(setup, 0, warmup)
+    setup = _warm_trainer(0, warmup)
     rates: dict[str, list[float]] = {"plain": [], "single": [], "ceiling": []}
     for window in range(windows):
         rates["plain"].append(steps * BATCH / _timed(plain, steps))
@@ -113,9 +115,8 @@ def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[s
 def _sweep_worker(seed: int, warmup: int, ready, steps_done, stop) -> None:
     """Train without pause, one thread, counting steps until told to stop: a runner's worker."""
     torch.set_num_threads(1)
-    setup = _trainer_setup(seed)
+    setup = _warm_trainer(seed, warmup)
     batches = len(setup[2]) // BATCH
-    _trainer_steps(setup, 0, warmup)
     ready.release()
     step = warmup
     while not stop.is_set():
@@ -188,8 +189,7 @@ def profile_trainer(steps: int = 50, rows: int = 12) -> list[str]:
     from torch.profiler import profile
 
     torch.set_num_threads(1)
-    setup = _trainer_setup(0)
-    _trainer_steps(setup, 0, 5)
+    setup = _warm_trainer(0, warmup=5)
     with profile() as profiler:
         _trainer_steps(setup, 5, steps)
     events = sorted(profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
