@@ -45,7 +45,7 @@ def build_parser() -> OneLineParser:
     one.add_argument("--schedule", default="constant", help="constant or mi_decay")
 
     many = commands.add_parser("sweep", help="run an experiment under a protocol; finished runs are skipped")
-    many.add_argument("experiment", help=f"{', '.join(EXPERIMENTS)} or all")
+    many.add_argument("experiment", help=f"{', '.join(EXPERIMENTS)}, contenders (both rungs) or all")
     many.add_argument("--protocol", default="book", help=", ".join(PROTOCOLS))
     many.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     many.add_argument("--lrs", type=float_list, help="custom grid: learning rates, comma-separated")
@@ -87,7 +87,8 @@ def run_sweep(args) -> None:
                                                        lambda p: p.epochs)
         names = ["custom"]
     else:
-        names = list(EXPERIMENTS) if args.experiment == "all" else [experiments.experiment(args.experiment).name]
+        names = (list(EXPERIMENTS) if args.experiment == "all" else list(experiments.GROUPS[args.experiment])
+                 if args.experiment in experiments.GROUPS else [experiments.experiment(args.experiment).name])
     print(proto.describe())
     for name in names:
         folder = experiments.sweep(name, proto, workers=args.workers)

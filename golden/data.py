@@ -1,5 +1,9 @@
 """MNIST held in memory as tensors, split as in the paper (54,000 / 6,000 / 10,000).
 
+Two ways to hold out the 6,000 validation images: the book's one fixed random 10% (``fold``
+-1), or fold k of the source's 10-fold cross-validation (stratified by class). Either may
+start from a stratified fraction of the training images (the source's 50% subset).
+
 The official files are copied from a source folder (see :mod:`golden.settings`) into
 golden's own data folder and unpacked there by ``torchvision.datasets.MNIST(download=True)``,
 which verifies their md5 and needs no network when the files are already in place.
@@ -21,6 +25,8 @@ VALIDATION_FRACTION = 0.1  # 6,000 of the 60,000 training images, as in the pape
 SPLIT_SEED = 0  # fixes which images form the validation split, for every run of the book
 QUICK_SIZES = {"train": 2048, "val": 512, "test": 1000}
 CLASSES = 10
+FOLDS = 10  # the source's 10-fold cross-validation
+SUBSET_SEED = 1  # fixes which images form a stratified training subset
 NOISE_SEED_BASE = 2**31  # label-noise seeds live apart from the batch-order seeds 0, 1, 2 (torch keeps 32 bits)
 
 
@@ -113,11 +119,49 @@ def scale(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).to(torch.float32).div(255).sub(0.5).div(0.5)
 
 
-def split(train: Split, test: Split, quick: bool = False) -> MnistSplits:
-    """Hold out a fixed random 10% of the training images for validation; scale all to [-1, 1]."""
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_val = int(len(train) * VALIDATION_FRACTION)
-    val_idx, train_idx = order[:n_val], order[n_val:]
+def stratified_subset(labels: torch.Tensor, fraction: float, seed: int = SUBSET_SEED) -> torch.Tensor:
+    """Indices of round(fraction * n_c) random images of every class c, in ascending order."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for digit in range(CLASSES):
+        members = (labels == digit).nonzero().squeeze(1)
+        shuffled = members[torch.randperm(len(members), generator=generator)]
+        chosen.append(shuffled[: round(fraction * len(members))])
+    return torch.cat(chosen).sort().values
+
+
+def stratified_folds(labels: torch.Tensor, folds: int = FOLDS, seed: int = SPLIT_SEED) -> torch.Tensor:
+    """The fold (0 .. folds-1) of every image: each class is shuffled and dealt round-robin,
+    continuing where the previous class stopped, so folds differ in size by at most one image
+    and in each class's count by at most one."""
+    generator = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(labels), dtype=torch.long)
+    dealt = 0
+    for digit in range(CLASSES):
+        members = (labels == digit).nonzero().squeeze(1)
+        shuffled = members[torch.randperm(len(members), generator=generator)]
+        fold_of[shuffled] = (torch.arange(len(members)) + dealt) % folds
+        dealt += len(members)
+    return fold_of
+
+
+def validation_indices(labels: torch.Tensor, fold: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, training) indices: the fixed random 10% for fold -1, else fold ``fold``."""
+    if fold == -1:
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+        n_val = int(len(labels) * VALIDATION_FRACTION)
+        return order[:n_val], order[n_val:]
+    in_fold = stratified_folds(labels) == fold
+    return in_fold.nonzero().squeeze(1), (~in_fold).nonzero().squeeze(1)
+
+
+def split(train: Split, test: Split, quick: bool = False, fold: int = -1, fraction: float = 1.0) -> MnistSplits:
+    """Hold out the validation images of ``fold`` (see validation_indices) from a stratified
+    ``fraction`` of the training images; scale all to [-1, 1]."""
+    if fraction < 1:
+        kept = stratified_subset(train.labels, fraction)
+        train = Split(train.images[kept], train.labels[kept])
+    val_idx, train_idx = validation_indices(train.labels, fold)
     parts = {
         "train": Split(scale(train.images[train_idx]), train.labels[train_idx]),
         "val": Split(scale(train.images[val_idx]), train.labels[val_idx]),
@@ -146,7 +190,7 @@ def with_label_noise(part: Split, fraction: float, seed: int) -> Split:
 
 
 @lru_cache(maxsize=2)
-def mnist(quick: bool | None = None) -> MnistSplits:
+def mnist(quick: bool | None = None, fold: int = -1, fraction: float = 1.0) -> MnistSplits:
     """The book's MNIST splits (cached per process); quick mode keeps small fixed subsets."""
     quick = settings.quick_mode() if quick is None else quick
-    return split(*load_raw(), quick=quick)
+    return split(*load_raw(), quick=quick, fold=fold, fraction=fraction)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from golden import settings, theory
-from golden.data import mnist
+from golden.data import FOLDS, mnist
 from golden.train import TrainConfig, train
 
 THREADS_PER_RUN = 1  # one thread per run, one run per core: fastest here, and bitwise repeatable
@@ -44,11 +44,16 @@ class Protocol:
     quick_data: bool  # the small fixed subsets of golden.data instead of the full splits
     batch_size: int = 64
     model: str = "cnn"
+    cross_validation: bool = False  # replicate k trains on fold k of data.FOLDS (seed k), not the fixed split
+    data_fraction: float = 1.0  # a stratified fraction of the training images (the source's 50% subset)
 
     def digest(self) -> str:
-        """Eight hex digits of the hash of every field: a changed field gives a new folder."""
-        text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+        """Eight hex digits of the hash of every field: a changed field gives a new folder.
+        Fields added later count only when they differ from their default, so the folders
+        of earlier protocols keep their names."""
+        fields = {name: value for name, value in asdict(self).items()
+                  if name not in LATER_FIELDS or value != LATER_FIELDS[name]}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
     def describe(self) -> str:
         data = "quick subsets (2,048 train / 512 val / 1,000 test)" if self.quick_data else (
@@ -58,9 +63,15 @@ class Protocol:
                 f"seeds {', '.join(map(str, self.seeds))}")
 
 
+LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0}
+
 PROTOCOLS = {
-    # Jaeger 2024 appendix: 30 epochs (its 10-fold cross-validation is not reproduced); for a GPU.
-    "paper": Protocol("paper", epochs=30, long_epochs=30, seeds=(0, 1, 2), quick_data=False),
+    # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training images
+    # and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per data size).
+    "paper": Protocol("paper", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)), quick_data=False,
+                      cross_validation=True),
+    "paper_half": Protocol("paper_half", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)),
+                           quick_data=False, cross_validation=True, data_fraction=0.5),
     # What fits in about 90 minutes on a 2-core CPU for 60 pairs x 3 seeds on the full split.
     "book": Protocol("book", epochs=2, long_epochs=10, seeds=(0, 1, 2), quick_data=False),
     # Tiny, for tests and quick builds.
@@ -105,11 +116,15 @@ class Experiment:
     name: str
     variants: Callable[[Protocol], list[dict]]
     epochs: Callable[[Protocol], int]
+    cross_validated: bool = False  # replicate k is fold k (seed k) under every protocol
+    continues: bool = False  # a run goes on from a saved shorter run of its configuration
 
     def configs(self, proto: Protocol) -> list[TrainConfig]:
+        folds = self.cross_validated or proto.cross_validation
         return [
-            TrainConfig(**{"model": proto.model, "batch_size": proto.batch_size, **variant},
-                        epochs=self.epochs(proto), seed=seed)
+            TrainConfig(**{"model": proto.model, "batch_size": proto.batch_size,
+                           "data_fraction": proto.data_fraction, **variant},
+                        epochs=self.epochs(proto), seed=seed, fold=seed if folds else -1)
             for variant in self.variants(proto) for seed in proto.seeds
         ]
 
@@ -118,13 +133,10 @@ def as_variants(pairs: list[tuple[float, float]], **fields) -> list[dict]:
     return [{"lr": lr, "momentum": m, **fields} for lr, m in pairs]
 
 
-def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
-    """The golden pair, the common pair and the ``best`` grid pairs by mean validation accuracy."""
-    table = summarise(load_records("grid", proto))
-    if len(table) < len(grid_pairs()):
-        raise ExperimentError(f"the long run needs the finished grid under protocol '{proto.name}': run that first")
-    # Only pairs that trained without divergence on every seed compete.
-    stable = [row for row in table if row["diverged"] == 0 and not math.isnan(row["val_acc_mean"])]
+def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
+    """The golden pair, the common pair and the ``best`` other pairs by mean final validation
+    accuracy over their replicates; pairs with a diverged replicate do not compete."""
+    stable = [row for row in summarise(runs) if row["diverged"] == 0 and not math.isnan(row["val_acc_mean"])]
     ranked = [row["pair"] for row in sorted(stable, key=lambda row: -row["val_acc_mean"])]
     chosen = [GOLDEN_PAIR, COMMON_PAIR]
     for pair in ranked:
@@ -133,6 +145,37 @@ def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
         if pair not in chosen:
             chosen.append(pair)
     return chosen
+
+
+def finished_runs(experiment_name: str, proto: Protocol, needed_by: str) -> list[dict]:
+    """The stored runs of an experiment that another one builds on; an error if incomplete."""
+    runs = load_records(experiment_name, proto)
+    if len(runs) < len(experiment(experiment_name).configs(proto)):
+        raise ExperimentError(f"{needed_by} needs the finished {experiment_name} under protocol "
+                              f"'{proto.name}': run that first")
+    return runs
+
+
+def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
+    """The golden pair, the common pair and the ``best`` grid pairs by mean validation accuracy."""
+    return promoted_pairs(finished_runs("grid", proto, "the long run"), best)
+
+
+# The 30-epoch question on two cores by successive halving: the stored grid promotes pairs to a
+# rung of long_epochs (10 under 'book'), that rung promotes to a final one three times as long
+# (30), each on folds 0, 1, 2 of the 10-fold cross-validation. A promoted run goes on from its
+# shorter run (same seed and fold) instead of starting again: the numbers are the same.
+RUNG_PROMOTED = (8, 4)  # pairs promoted besides the golden and the common pair, per rung
+
+
+def rung_epochs(proto: Protocol) -> tuple[int, int]:
+    return proto.long_epochs, 3 * proto.long_epochs
+
+
+def contender_pairs(proto: Protocol, rung: int) -> list[tuple[float, float]]:
+    source = "grid" if rung == 0 else "contenders10"
+    return promoted_pairs(finished_runs(source, proto, f"rung {rung + 1} of the contenders"),
+                          RUNG_PROMOTED[rung])
 
 
 def study_epochs(proto: Protocol) -> int:
@@ -155,7 +198,7 @@ def breakeven_variants(proto: Protocol) -> list[dict]:
 
 
 def train_size(proto: Protocol) -> int:
-    return len(mnist(proto.quick_data).train)
+    return len(mnist(proto.quick_data, -1, proto.data_fraction).train)
 
 
 # Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise than Adam).
@@ -179,7 +222,12 @@ EXPERIMENTS = {
     "mutual_info": Experiment("mutual_info", lambda proto: [
         *as_variants(list(MI_PAIRS)), *as_variants([GOLDEN_PAIR], schedule="mi_decay")
     ], study_epochs),
+    "contenders10": Experiment("contenders10", lambda proto: as_variants(contender_pairs(proto, 0)),
+                               lambda proto: rung_epochs(proto)[0], cross_validated=True, continues=True),
+    "contenders30": Experiment("contenders30", lambda proto: as_variants(contender_pairs(proto, 1)),
+                               lambda proto: rung_epochs(proto)[1], cross_validated=True, continues=True),
 }
+GROUPS = {"contenders": ("contenders10", "contenders30")}  # names the command line expands
 
 
 def experiment(name: str) -> Experiment:
@@ -200,7 +248,8 @@ def _short(number: float) -> str:
     return text if float(text) == number else repr(number)
 
 
-TAGS = {"loss": "{}", "optimizer": "{}", "schedule": "{}", "label_noise": "noise{}", "probe_every": "probe{}"}
+TAGS = {"loss": "{}", "optimizer": "{}", "schedule": "{}", "label_noise": "noise{}", "probe_every": "probe{}",
+        "data_fraction": "frac{}", "fold": "f{}"}
 
 
 def run_id(config: TrainConfig) -> str:
@@ -265,13 +314,20 @@ def pending(configs: list[TrainConfig], folder: Path) -> list[TrainConfig]:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def run_one(config: TrainConfig, quick_data: bool) -> dict:
+def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
+    """Where a run that others continue keeps its end state (a cache, never a result)."""
+    return settings.checkpoints_dir() / ("quick" if quick_data else "full") / f"{run_id(config)}.pt"
+
+
+def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
     """Train one configuration with the runner's thread setting; the history as a plain dict."""
     torch.set_num_threads(THREADS_PER_RUN)
-    return train(config, mnist(quick_data), progress=False).as_dict()
+    data = mnist(quick_data, config.fold, config.data_fraction)
+    checkpoint = checkpoint_path(config, quick_data) if continues else None
+    return train(config, data, progress=False, checkpoint=checkpoint).as_dict()
 
 
-def _run_one_packed(job: tuple[TrainConfig, bool]) -> dict:
+def _run_one_packed(job: tuple[TrainConfig, bool, bool]) -> dict:
     return run_one(*job)
 
 
@@ -281,7 +337,7 @@ def sweep(experiment_name: str, proto: Protocol, workers: int | None = None, pro
     folder = run_folder(experiment_name, proto)
     todo = pending(exp.configs(proto), folder)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    jobs = [(config, proto.quick_data) for config in todo]
+    jobs = [(config, proto.quick_data, exp.continues) for config in todo]
     with tqdm(total=len(jobs), disable=None if progress is None else not progress, unit="run",
               desc=f"{experiment_name} / {proto.name}") as bar:
         if workers == 1:

@@ -40,6 +40,11 @@ def data_home() -> Path:
     return Path(os.environ.get("GOLDEN_DATA_HOME", "~/.cache/golden")).expanduser()
 
 
+def checkpoints_dir() -> Path:
+    """End states of runs that longer runs continue (successive halving): a cache, not results."""
+    return data_home() / "checkpoints"
+
+
 def figures_dir() -> Path:
     """Full-mode figures go to ``figures/`` (committed); quick-mode ones to ``figures/quick/``."""
     folder = REPO_ROOT / "figures"

@@ -14,8 +14,11 @@ mutual information of the validation predictions, and diagnostics probes during 
 from __future__ import annotations
 
 import math
+import os
+import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from functools import partial
 from typing import Callable
 
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from golden import diagnostics
-from golden.data import MnistSplits, Split, with_label_noise
+from golden.data import FOLDS, MnistSplits, Split, with_label_noise
 from golden.models import MODELS, build_model
 
 EVAL_BATCH = 2000
@@ -52,6 +55,8 @@ class TrainConfig:
     label_noise: float = 0.0  # fraction of training labels replaced by a wrong class (data.with_label_noise)
     schedule: str = "constant"  # or "mi_decay": lr of each epoch = lr * (1 - normalised MI after the last)
     probe_every: int = 0  # measure gradient noise and sharpness every this many steps (0: never)
+    fold: int = -1  # -1: the book's fixed 10% validation split; k: fold k of data.FOLDS (cross-validation)
+    data_fraction: float = 1.0  # train on a stratified fraction of the 60,000 images (the source's 50%)
 
     def __post_init__(self):
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -76,6 +81,10 @@ class TrainConfig:
             raise ConfigError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if not (isinstance(self.probe_every, int) and self.probe_every >= 0):
             raise ConfigError(f"probe_every must be an integer >= 0, got {self.probe_every!r}")
+        if not (isinstance(self.fold, int) and -1 <= self.fold < FOLDS):
+            raise ConfigError(f"fold must be -1 (fixed split) or 0 .. {FOLDS - 1}, got {self.fold!r}")
+        if not (isinstance(self.data_fraction, (int, float)) and 0 < self.data_fraction <= 1):
+            raise ConfigError(f"data fraction must lie in (0, 1], got {self.data_fraction!r}")
 
 
 @dataclass
@@ -172,26 +181,60 @@ def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: Tra
     return loss_sum / len(split)
 
 
-def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None) -> History:
+def save_state(path: Path, model, optimizer, history: History) -> None:
+    """Everything a longer run of the same configuration needs to go on from here bit for bit:
+    weights, optimizer buffers, the random state of the dropout masks, and the history so far."""
+    state = {"config": asdict(replace(history.config, epochs=1)), "history": history.as_dict(),
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_state(path: Path, config: TrainConfig, model, optimizer) -> History | None:
+    """The history of a saved shorter run of ``config`` after restoring its state, or None
+    (nothing saved, another configuration, not shorter, or unreadable: train from the start)."""
+    try:
+        state = torch.load(path, weights_only=True)
+        saved = History(**{**state["history"], "config": TrainConfig(**state["history"]["config"])})
+        if state["config"] != asdict(replace(config, epochs=1)) or len(saved.train_loss) > config.epochs:
+            return None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
+        return None
+    return replace(saved, config=config)
+
+
+def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None,
+          checkpoint: Path | None = None) -> History:
     """Train one configuration; evaluate on the validation and test splits after each epoch.
 
-    A run whose training loss stops being finite is marked diverged and stopped there.
+    A run whose training loss stops being finite is marked diverged and stopped there. With a
+    ``checkpoint`` path, a run goes on from a saved shorter run of the same configuration
+    (successive halving promotes runs this way) and saves its own end state there; the
+    numbers are those of a run from the start (tested).
     """
     model = seeded_model(config)
     optimizer = make_optimizer(model, config)
     history = History(config)
+    if checkpoint is not None and not config.probe_every:
+        history = load_state(checkpoint, config, model, optimizer) or history
+    done = len(history.train_loss)
     train_split = with_label_noise(data.train, config.label_noise, config.seed)
     prober = None
     if config.probe_every:
         probe = data.train.head(diagnostics.PROBE_SIZE)  # clean labels, the same images for every run
         prober = diagnostics.Prober(to_layout(probe.images), probe.labels, partial(batch_loss, loss=config.loss),
                                     config.batch_size, config.probe_every, config.seed)
-    steps = config.epochs * math.ceil(len(train_split) / config.batch_size)
+    steps = (config.epochs - done) * math.ceil(len(train_split) / config.batch_size)
     label = f"lr={config.lr:g} momentum={config.momentum:g} seed={config.seed}"
     start = time.perf_counter()
     with tqdm(total=steps, disable=None if progress is None else not progress, desc=label, unit="step",
               leave=False) as bar:
-        for order in epoch_orders(len(train_split), config.epochs, config.seed):
+        for order in epoch_orders(len(train_split), config.epochs, config.seed)[done:]:
             history.lr.append(optimizer.param_groups[0]["lr"])
             epoch_loss = train_epoch(model, optimizer, train_split, order, config, bar, prober)
             history.train_loss.append(epoch_loss)
@@ -204,7 +247,9 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None) 
             history.test_acc.append(accuracy(model, data.test))
             if config.schedule == "mi_decay":
                 set_lr(optimizer, config.lr * (1 - diagnostics.normalised_mutual_information(val_confusion)))
-    history.wall_time_s = time.perf_counter() - start
+    history.wall_time_s += time.perf_counter() - start
     if prober is not None:
         history.probes = prober.record
+    if checkpoint is not None and not config.probe_every and not history.diverged:
+        save_state(checkpoint, model, optimizer, history)
     return history

@@ -21,7 +21,8 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 import golden.data
-from golden.data import VALIDATION_FRACTION, DataError, Split, load_raw, scale, split
+from golden.data import (FOLDS, VALIDATION_FRACTION, DataError, Split, load_raw, scale, split,
+                         stratified_folds, stratified_subset)
 
 N_TRAIN, N_TEST = 200, 50
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -180,6 +181,43 @@ def test_split_is_deterministic(raw, tiny, source, tmp_path):
     for name in ("train", "val", "test"):
         assert torch.equal(getattr(first, name).images, getattr(second, name).images)
         assert torch.equal(getattr(first, name).labels, getattr(second, name).labels)
+
+
+def test_ten_folds_partition_the_training_set_stratified_by_class(raw):
+    """Each image is in exactly one validation fold; folds and their class counts differ by at
+    most one image; fold k's run trains on the other nine."""
+    labels = raw[0].labels
+    fold_of = stratified_folds(labels)
+    sizes = torch.bincount(fold_of, minlength=FOLDS)
+    assert int(sizes.sum()) == N_TRAIN and int(sizes.max() - sizes.min()) <= 1
+    for digit in range(10):
+        counts = torch.bincount(fold_of[labels == digit], minlength=FOLDS)
+        assert int(counts.max() - counts.min()) <= 1
+    val_sets = []
+    for fold in range(FOLDS):
+        parts = split(*raw, fold=fold)
+        train_ids, val_ids = ids_of(parts.train), ids_of(parts.val)
+        assert sorted(train_ids + val_ids) == list(range(N_TRAIN))
+        assert sorted(val_ids) == sorted((fold_of == fold).nonzero().squeeze(1).tolist())
+        val_sets.append(set(val_ids))
+    assert set().union(*val_sets) == set(range(N_TRAIN)) and sum(map(len, val_sets)) == N_TRAIN
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.3])
+def test_stratified_subset_keeps_the_fraction_of_every_class(raw, fraction):
+    labels = raw[0].labels
+    kept = stratified_subset(labels, fraction)
+    assert len(set(kept.tolist())) == len(kept)
+    for digit in range(10):
+        assert int((labels[kept] == digit).sum()) == round(fraction * int((labels == digit).sum()))
+    parts = split(*raw, fold=0, fraction=fraction)
+    assert sorted(ids_of(parts.train) + ids_of(parts.val)) == sorted(kept.tolist())
+
+
+def test_fixed_split_is_unchanged_by_the_cross_validation_options(raw):
+    """fold -1 and fraction 1 give the split every stored record was trained on."""
+    order = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(0))
+    assert ids_of(split(*raw).val) == order[: int(N_TRAIN * VALIDATION_FRACTION)].tolist()
 
 
 def test_scaling_equals_totensor_and_normalize(raw, tiny, tmp_path):

@@ -47,11 +47,11 @@ class Runner:
     def __init__(self, real, interrupt_at: int | None = None):
         self.real, self.interrupt_at, self.calls = real, interrupt_at, []
 
-    def __call__(self, config: TrainConfig, quick_data: bool) -> dict:
+    def __call__(self, config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
         if len(self.calls) + 1 == self.interrupt_at:
             raise KeyboardInterrupt
         self.calls.append(config)
-        return self.real(config, quick_data)
+        return self.real(config, quick_data, continues)
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def store(tmp_path, monkeypatch) -> Path:
     """A tiny experiment 'tiny' on synthetic data, results under tmp_path; its run folder."""
     monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs))
-    monkeypatch.setattr(ex, "mnist", lambda quick: TINY_DATA)
+    monkeypatch.setattr(ex, "mnist", lambda quick, fold=-1, fraction=1.0: TINY_DATA)
     threads = torch.get_num_threads()  # run_one sets one thread per run
     yield ex.run_folder("tiny", TINY)
     torch.set_num_threads(threads)
@@ -207,6 +207,8 @@ def changed(value):
         return value + 1
     if isinstance(value, str):
         return value + "x"
+    if isinstance(value, float):
+        return value / 2
     if isinstance(value, tuple):
         return value + (max(value, default=0) + 1,)
     raise TypeError(value)
@@ -220,6 +222,14 @@ def test_every_protocol_field_enters_the_digest(name):
         assert other.digest() != proto.digest(), field.name
     assert dataclasses.replace(proto).digest() == proto.digest()
     assert len({p.digest() for p in ex.PROTOCOLS.values()}) == len(ex.PROTOCOLS)
+
+
+def test_fields_added_later_keep_the_stored_folders():
+    """The stored results live under these digests: cross-validation and the data fraction,
+    added later, enter a digest only when they differ from their defaults."""
+    assert ex.PROTOCOLS["book"].digest() == "b17398cc"
+    assert ex.PROTOCOLS["paper"].digest() != dataclasses.replace(
+        ex.PROTOCOLS["paper"], cross_validation=False).digest()
 
 
 protocols = st.builds(
@@ -299,12 +309,36 @@ def test_summarise_against_a_hand_computation():
     assert c["test_acc"] == [] and math.isnan(c["test_acc_mean"]) and math.isnan(c["val_acc_ci"])
 
 
-def test_long_run_ranks_pairs_with_all_seeds_diverged_last(monkeypatch):
+def test_promotion_ranks_pairs_with_all_seeds_diverged_last():
     runs = [run(0.001, 0.6, 0, 0.5, 0.5, 0.1), run(0.01, 0.0, 0, 0, 0, 0, diverged=True),
             run(0.1, 0.5, 0, 0.9, 0.9, 0.1), run(0.2, 0.9, 0, 0.7, 0.7, 0.1)]
-    monkeypatch.setattr(ex, "load_records", lambda name, proto: runs)
-    monkeypatch.setattr(ex, "grid_pairs", lambda: [run["config"]["lr"] for run in runs])  # 4 pairs: complete
-    assert ex.long_run_pairs(TINY, best=1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5)]
+    assert ex.promoted_pairs(runs, best=1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5)]
+    assert ex.promoted_pairs(runs, best=3) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5), (0.2, 0.9),
+                                               (0.001, 0.6)]
+
+
+def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeypatch):
+    """Rung 1 takes the golden, the common and the 8 best grid pairs; rung 2 the golden, the
+    common and the 4 best of rung 1; both run folds 0, 1, 2 at 10 and 30 epochs (book)."""
+    book = ex.PROTOCOLS["book"]
+    grid = [run(lr, m, seed, val / 100, val / 100, 0.1) for val, (lr, m) in enumerate(ex.grid_pairs())
+            for seed in book.seeds]
+    stored = {"grid": grid}
+    monkeypatch.setattr(ex, "load_records", lambda name, proto: stored.get(name, []))
+    rung1 = ex.EXPERIMENTS["contenders10"].configs(book)
+    pairs1 = ex.contender_pairs(book, 0)
+    assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 10
+    assert pairs1[2:] == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:8]
+    assert {(c.epochs, c.fold, c.seed) for c in rung1} == {(10, k, k) for k in (0, 1, 2)}
+    assert len(rung1) == 30 and ex.run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
+    with pytest.raises(ExperimentError, match="finished contenders10"):
+        ex.EXPERIMENTS["contenders30"].configs(book)
+    score = lambda lr, m: lr + m / 100  # noqa: E731 - distinct for every pair
+    stored["contenders10"] = [run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1]
+    rung2 = ex.EXPERIMENTS["contenders30"].configs(book)
+    ranked = sorted(pairs1[2:], key=lambda pair: -score(*pair))
+    assert ex.contender_pairs(book, 1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, *ranked[:4]]
+    assert len(rung2) == 18 and {(c.epochs, c.fold) for c in rung2} == {(30, k) for k in (0, 1, 2)}
 
 
 def test_long_run_needs_the_finished_grid(store):

@@ -5,6 +5,7 @@ needs neither the data files nor more than a few seconds of CPU.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -203,6 +204,33 @@ def test_same_seed_same_history(one_thread):
     same, again, other = ({k: v for k, v in r.as_dict().items() if k != "wall_time_s"} for r in runs)
     assert same == again
     assert same["train_loss"] != other["train_loss"]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "mi_decay"])
+def test_a_continued_run_is_the_run_from_the_start(tmp_path, one_thread, schedule):
+    """Successive halving continues a promoted run from its shorter run's saved state: 1 epoch,
+    then on to 3, gives bit for bit the numbers of 3 epochs from the start (dropout masks,
+    momentum buffers and the learning rate carry over)."""
+    data = synthetic(192, n_eval=64)
+    config = TrainConfig(**GOLDEN, epochs=3, seed=5, schedule=schedule)
+    whole = train(config, data, progress=False).as_dict()
+    state = tmp_path / "state.pt"
+    short = train(dataclasses.replace(config, epochs=1), data, progress=False, checkpoint=state)
+    assert state.is_file() and len(short.train_loss) == 1
+    continued = train(config, data, progress=False, checkpoint=state).as_dict()
+    for key in ("train_loss", "val_acc", "test_acc", "val_confusion", "lr", "diverged", "config"):
+        assert continued[key] == whole[key], key
+
+
+def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path, one_thread):
+    data = synthetic(128, n_eval=32)
+    state = tmp_path / "state.pt"
+    train(TrainConfig(**GOLDEN, epochs=1, seed=1), data, progress=False, checkpoint=state)
+    other = TrainConfig(**GOLDEN, epochs=2, seed=2)
+    assert train(other, data, progress=False, checkpoint=state).train_loss == train(
+        other, data, progress=False).train_loss
+    state.write_bytes(b"not a checkpoint")
+    assert len(train(other, data, progress=False, checkpoint=state).train_loss) == 2
 
 
 # ------------------------------------------------------------------------- the models
