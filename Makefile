@@ -16,11 +16,12 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 # The checkout's own `golden` package, also for the Jupyter kernels (they inherit the environment).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup book test reproduce clean
+.PHONY: help setup book test lab reproduce clean
 
 help:
 	@echo "make book       execute every chapter (full mode) and build the HTML book into _build/html"
 	@echo "make test       GOLDEN_QUICK=1 pytest tests/ (builds the book in quick mode, checks it in Chromium)"
+	@echo "make lab        JupyterLab on 127.0.0.1, the chapters (.md) open as notebooks"
 	@echo "make reproduce  run the book's experiment protocol (python -m golden sweep all --protocol book)"
 	@echo "make setup      only install: .venv, MathJax, Chromium"
 	@echo "make clean      remove _build and the MathJax copy in _vendor"
@@ -59,6 +60,24 @@ book: $(STAMP) $(MATHJAX)
 
 test: $(STAMP) $(MATHJAX) $(CHROMIUM)
 	export GOLDEN_QUICK=1 CHROMIUM="$(CHROMIUM)"; $(PY) -m pytest tests/
+
+# --- the chapters as notebooks ---------------------------------------------------------------
+# JupyterLab on 127.0.0.1 (port 8888 or the next free one, or $JUPYTER_PORT). Jupytext's
+# contents manager serves each MyST chapter as a notebook and saves it back as MyST text; the
+# settings in tools/jupyterlab-settings.json make a click on a .md file open that notebook.
+# Kernels inherit this environment: `GOLDEN_QUICK=1 make lab` runs the chapters in quick mode.
+# Jupyter refuses to run as root without --allow-root; as root (CI, containers) it is added.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/golden.json
+LAB_ARGS     ?=
+
+$(LAB_SETTINGS): tools/jupyterlab-settings.json $(STAMP)
+	mkdir -p $(@D)
+	cp $< $@
+
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
+	  --ServerApp.contents_manager_class=jupytext.AsyncTextFileContentsManager \
+	  --LabApp.default_url=/lab/tree/chapters $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 reproduce: $(STAMP)
 	$(PY) -m golden sweep all --protocol book
