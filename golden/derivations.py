@@ -484,6 +484,43 @@ def swap_step_point() -> sp.Float:
     return sp.nsolve(swap_step_gap(), P_B, sp.Rational(1, 2) + sp.Rational(1, 8))
 
 
+def log_bayes_at_first_form_base() -> sp.Expr:
+    """Eq. (10) under the assumptions, in P(B), with the base that Eq. (11) needs, lambda = P(B)^2.
+
+    Eq. (10) and Eq. (11) hold together exactly where this equals one.
+    """
+    (base,) = first_form_base()
+    in_p_b = log_bayes_under_assumptions().subs(P_A, 1 - P_B)
+    return sp.simplify(in_p_b.subs(lam, base))
+
+
+def first_form_point() -> sp.Float:
+    """The only P(B) in (0, 1) where Eqs. (10) and (11) hold together (found numerically)."""
+    return sp.nsolve(log_bayes_at_first_form_base() - 1, P_B, sp.Rational(1, 4))
+
+
+def sign_changes(expr: sp.Expr, symbol: sp.Symbol = P_B, points: int = 4001) -> int:
+    """How often ``expr`` changes sign on a fine grid of (0, 1): one change, one crossing."""
+    values = sp.lambdify(symbol, expr, "numpy")(np.linspace(1e-4, 1 - 1e-4, points))
+    return int(np.count_nonzero(np.diff(np.sign(values))))
+
+
+def chain_agreement_points() -> dict[str, sp.Float]:
+    """Where each flagged link of Eqs. (10) -> (11) -> (12) holds: two different P(B)."""
+    return {
+        "Eqs. (10) and (11) hold together at P(B)": first_form_point(),
+        "Eqs. (11) and (12) hold together at P(B)": swap_step_point(),
+    }
+
+
+def log_bayes_at_swap_point() -> sp.Float:
+    """Eq. (10)'s right-hand side, with lambda = P(B)^2, where Eqs. (11) and (12) agree.
+
+    A value other than one means that no P(B) satisfies Eqs. (10), (11) and (12) together.
+    """
+    return log_bayes_at_first_form_base().subs(P_B, swap_step_point()).evalf(15)
+
+
 _, _second, _third = primal_forms()
 _register("primal-sqrt", _second, _third, "0 < P(B) < 1", positive_arguments=True)
 _register(
@@ -540,6 +577,23 @@ def second_factor_under_assumptions() -> sp.Expr:
     return SECOND_FACTOR.subs(collapse_under_assumptions()).subs(P_A, p)
 
 
+def first_factor_under_assumptions() -> sp.Expr:
+    """Eq. (3)'s first factor P(A)/P(B) under the assumptions, with p = P(A) = P(A|B)."""
+    return FIRST_FACTOR.subs(collapse_under_assumptions()).subs(P_A, p)
+
+
+def inner_equation_under_assumptions() -> sp.Set:
+    """Every p in (0, 1) where the inner equation (5) holds under the three assumptions."""
+    inner = sp.Eq(first_factor_under_assumptions(), second_factor_under_assumptions())
+    return sp.solveset(inner, p, sp.Interval.open(0, 1))
+
+
+_register(
+    "golden-factors",
+    sp.Matrix([first_factor_under_assumptions(), second_factor_under_assumptions()]).subs(p, p1),
+    sp.Matrix([-p2, p1]),
+    "the three assumptions, p = p1",
+)
 _register("golden-quadratic", p * (p - (1 - p) / p), theory.GOLDEN_QUADRATIC, "p != 0")
 _register(
     "golden-roots",

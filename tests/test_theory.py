@@ -299,3 +299,36 @@ def test_chapters_reference_only_existing_labels():
     labels = {label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())}
     referenced = {ref for path in CHAPTERS.glob("*.md") for ref in EQ_REFERENCE.findall(path.read_text())}
     assert referenced <= labels
+
+
+# ----------------------------------------------------------------- the flagged steps
+
+
+def test_the_two_flagged_links_hold_at_different_points():
+    first, swap = derivations.chain_agreement_points().values()
+    assert float(first) == pytest.approx(0.2736, abs=1e-4)
+    assert float(swap) == pytest.approx(0.6359, abs=1e-4)
+    # each link holds at one P(B) only: one sign change on (0, 1)
+    assert derivations.sign_changes(derivations.log_bayes_at_first_form_base() - 1) == 1
+    assert derivations.sign_changes(derivations.swap_step_gap()) == 1
+    at_first = derivations.log_bayes_at_first_form_base().subs(derivations.P_B, first)
+    assert float(at_first) == pytest.approx(1, abs=1e-12)
+    # where (11) and (12) agree, (10) with the base (11) needs is far from one
+    assert abs(float(derivations.log_bayes_at_swap_point()) - 1) > 1
+
+
+def test_log_bayes_at_first_form_base_is_eq10_with_lambda_squared():
+    q = 0.3
+    expected = (1 - q) / q * math.log(q / (1 - q)) / math.log(q**2)
+    value = derivations.log_bayes_at_first_form_base().subs(derivations.P_B, q)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+
+
+def test_inner_equation_under_the_assumptions_forces_one_half():
+    assert derivations.inner_equation_under_assumptions() == sp.FiniteSet(sp.Rational(1, 2))
+    first, second = (float(f.subs(theory.p, theory.golden_ratio()))
+                     for f in (derivations.first_factor_under_assumptions(),
+                               derivations.second_factor_under_assumptions()))
+    assert first == pytest.approx(1 / FLOAT_P1, rel=1e-14)
+    assert second == pytest.approx(FLOAT_P1, rel=1e-14)
+    assert first * second == pytest.approx(1, rel=1e-14)
