@@ -1,9 +1,10 @@
-"""How the book is cited and handed out: its citation, equation addresses, notebook downloads.
+"""How the book is cited and handed out: citation, equation addresses, notebooks.
 
-The citation comes from ``CITATION.cff`` at the top of the repository, the one file that
-states the book's title and authors for citation tools; the "How to cite" chapter renders it
-as BibTeX. Listed in ``_config.yml`` as a Sphinx extension, this module also puts each
-chapter's executed notebook (.ipynb) into the built book and into the page's download menu.
+The citation comes from ``CITATION.cff`` at the top of the repository, the one file
+that states the book's title and authors for citation tools; the "How to cite" chapter
+renders it as BibTeX. Listed in ``_config.yml`` as a Sphinx extension, this module also
+puts each chapter's executed notebook (.ipynb) into the built book and into the page's
+download menu.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CITATION_FILE = REPO_ROOT / "CITATION.cff"
-EXECUTED_FOLDER = "jupyter_execute"  # where myst-nb writes executed notebooks, beside the HTML
-DOWNLOAD_FOLDER = "_sources"  # where the book theme looks for a page's .ipynb download
+EXECUTED_FOLDER = "jupyter_execute"  # myst-nb's executed notebooks, beside the HTML
+DOWNLOAD_FOLDER = "_sources"  # where the book theme looks for a page's .ipynb
 
 
 def citation() -> dict:
@@ -26,7 +27,7 @@ def citation() -> dict:
 
 
 def _bibtex_name(author: dict) -> str:
-    """One author as BibTeX writes it: an organisation in braces, a person as 'Family, Given'."""
+    """An organisation in braces, a person as 'Family, Given'."""
     if "name" in author:
         return "{" + author["name"] + "}"
     return f"{author['family-names']}, {author['given-names']}"
@@ -35,8 +36,8 @@ def _bibtex_name(author: dict) -> str:
 def _git(*args: str) -> str:
     """Output of a git command in the repository, or '' outside a git checkout."""
     try:
-        found = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=10)
+        found = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
+                               text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return found.stdout.strip() if found.returncode == 0 else ""
@@ -48,7 +49,7 @@ def commit() -> str:
 
 
 def year() -> str:
-    """The year of that commit; outside a git checkout, the copyright year of _config.yml."""
+    """The year of that commit; outside git, the copyright year of _config.yml."""
     import yaml
 
     dated = _git("log", "-1", "--format=%cs")
@@ -58,10 +59,11 @@ def year() -> str:
 
 
 def bibtex(key: str = "golden_book") -> str:
-    """A BibTeX entry for the book, from CITATION.cff; the note names the commit built."""
+    """A BibTeX entry for the book, from CITATION.cff; the note names the commit."""
     cff = citation()
     reproduced = cff["references"][0]
-    arxiv = next(i["value"] for i in reproduced["identifiers"] if i["value"].startswith("arXiv:"))
+    arxiv = next(identifier["value"] for identifier in reproduced["identifiers"]
+                 if identifier["value"].startswith("arXiv:"))
     fields = {
         "title": "{" + cff["title"] + "}",
         "author": " and ".join(_bibtex_name(author) for author in cff["authors"]),
@@ -82,20 +84,21 @@ def equation_anchor(label: str) -> str:
 def equation_address(label: str, chapters: Path = REPO_ROOT / "chapters") -> str:
     """Page and anchor of a labelled equation, relative to the root of the built book."""
     pattern = re.compile(rf"^\$\$\s*\({re.escape(label)}\)\s*$", re.MULTILINE)
-    pages = [path.stem for path in sorted(chapters.glob("*.md")) if pattern.search(path.read_text())]
+    pages = [path.stem for path in sorted(chapters.glob("*.md"))
+             if pattern.search(path.read_text())]
     if len(pages) != 1:
         raise KeyError(f"equation label {label!r} is on {len(pages)} pages, not one")
     return f"chapters/{pages[0]}.html{equation_anchor(label)}"
 
 
-# --------------------------------------------------------------------------- Sphinx extension
+# ------------------------------------------------------------------- Sphinx extension
 
 
 def _offer_executed_notebook(app, pagename, templatename, context, doctree) -> None:
-    """Copy the page's executed notebook next to its source and name it for the download menu.
+    """Copy the page's executed notebook beside its source, for the download menu.
 
-    sphinx-book-theme lists ``context["ipynb_source"]`` in the download menu, but sets it
-    only when a launch button (Binder, Colab, ...) is configured; the offline book has none.
+    sphinx-book-theme lists ``context["ipynb_source"]`` in the download menu, but sets
+    it only when a launch button (Binder, Colab, ...) is configured; this book has none.
     """
     executed = Path(app.outdir).parent / EXECUTED_FOLDER / f"{pagename}.ipynb"
     if doctree is None or not executed.is_file():
