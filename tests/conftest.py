@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 # `make test` exports GOLDEN_QUICK=1; a bare `pytest tests/` gets the same default.
 os.environ.setdefault("GOLDEN_QUICK", "1")
@@ -34,3 +40,82 @@ def labels_without_their_check(text: str, module: str) -> list[str]:
         if f'{module}.check("{label}")' not in window:
             missing.append(label)
     return missing
+
+
+# ----------------------------------------------------------------- the quick build of the book
+# One build serves test_book.py (the HTML) and test_pdf.py (the PDF printed from it), so the
+# session-scoped fixture lives here, where both see the same one.
+
+BUILD_DIR = REPO_ROOT / "_build" / "quick"
+HTML_DIR = BUILD_DIR / "_build" / "html"
+BUILD_TIMEOUT_S = 1800
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toc_files() -> list[str]:
+    """Every document named in _toc.yml (root first), without suffix."""
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+
+
+@dataclass
+class Build:
+    returncode: int
+    log: str
+    seconds: float
+
+    def failed_notebooks(self) -> list[str]:
+        """Notebooks named by myst-nb's execution errors in the log."""
+        found = re.findall(r"ExecutionError: (\S+\.(?:md|ipynb))$", self.log, re.M)
+        found += re.findall(r"^.*Executing notebook failed.*$", self.log, re.M)
+        return list(dict.fromkeys(found))
+
+    def problems(self) -> str:
+        lines = [ln for ln in self.log.splitlines()
+                 if re.search(r"WARNING:|ERROR:|Error|Traceback|failed", ln) and "[IPKernelApp]" not in ln]
+        return "\n".join(lines[-60:]) + "\n--- log tail ---\n" + self.log[-4000:]
+
+
+@pytest.fixture(scope="session")
+def quick_book() -> Build:
+    """Build the whole book once, in quick mode, warnings as errors.
+
+    The build uses _config.yml with one change: a failing notebook does not stop the build
+    (execute.raise_on_error false), so that every chapter is executed and each failing one is
+    named; its "Executing notebook failed" warning still fails the build under -W.
+    """
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    if not jupyter_book.exists():
+        jupyter_book = Path(shutil.which("jupyter-book") or "jupyter-book")
+    shutil.rmtree(BUILD_DIR, ignore_errors=True)
+    BUILD_DIR.mkdir(parents=True)
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["raise_on_error"] = False
+    (BUILD_DIR / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "GOLDEN_QUICK": "1"}
+    cmd = [str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(BUILD_DIR),
+           "--config", str(BUILD_DIR / "_config.yml"), "--warningiserror", "--keep-going"]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT_S)
+        returncode, log = proc.returncode, ANSI.sub("", proc.stdout + proc.stderr)
+    except subprocess.TimeoutExpired as exc:
+        returncode = -1
+        out = [o.decode(errors="replace") if isinstance(o, bytes) else (o or "") for o in (exc.stdout, exc.stderr)]
+        log = ANSI.sub("", "".join(out)) + f"\nquick build timed out after {BUILD_TIMEOUT_S} s"
+    build = Build(returncode, log, time.monotonic() - start)
+    (BUILD_DIR / "build.log").write_text(log)
+    print(f"\nquick book build: {build.seconds:.0f} s, exit {returncode}, log {BUILD_DIR / 'build.log'}")
+    return build

@@ -1,18 +1,14 @@
 """The book builds in quick mode, every chapter executes, and it reads well offline.
 
-One quick-mode build (``jupyter-book build -W --keep-going`` into ``_build/quick``) serves
-every test here; it runs once per session and its log is kept in ``_build/quick/build.log``.
-Deselect these (slow) tests with ``pytest -m "not book"``.
+One quick-mode build (``jupyter-book build -W --keep-going`` into ``_build/quick``, the
+``quick_book`` fixture of conftest.py) serves every test here and the PDF test; it runs
+once per session and its log is kept in ``_build/quick/build.log``. Deselect these (slow)
+tests with ``pytest -m "not book"``.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,30 +17,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 import browser_check  # noqa: E402
-
-BUILD_DIR = REPO_ROOT / "_build" / "quick"
-HTML_DIR = BUILD_DIR / "_build" / "html"
-BUILD_TIMEOUT_S = 1800
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from conftest import HTML_DIR, Build, toc_files  # noqa: E402
 
 pytestmark = pytest.mark.book
-
-
-def toc_files() -> list[str]:
-    """Every document named in _toc.yml (root first), without suffix."""
-    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts") or []:
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
 
 
 def source_of(doc: str) -> Path:
@@ -65,58 +40,6 @@ def is_notebook(path: Path) -> bool:
 def has_code_cells(path: Path) -> bool:
     text = path.read_text()
     return '"cell_type": "code"' in text if path.suffix == ".ipynb" else "{code-cell}" in text
-
-
-@dataclass
-class Build:
-    returncode: int
-    log: str
-    seconds: float
-
-    def failed_notebooks(self) -> list[str]:
-        """Notebooks named by myst-nb's execution errors in the log."""
-        found = re.findall(r"ExecutionError: (\S+\.(?:md|ipynb))$", self.log, re.M)
-        found += re.findall(r"^.*Executing notebook failed.*$", self.log, re.M)
-        return list(dict.fromkeys(found))
-
-    def problems(self) -> str:
-        lines = [ln for ln in self.log.splitlines()
-                 if re.search(r"WARNING:|ERROR:|Error|Traceback|failed", ln) and "[IPKernelApp]" not in ln]
-        return "\n".join(lines[-60:]) + "\n--- log tail ---\n" + self.log[-4000:]
-
-
-@pytest.fixture(scope="session")
-def quick_book() -> Build:
-    """Build the whole book once, in quick mode, warnings as errors.
-
-    The build uses _config.yml with one change: a failing notebook does not stop the build
-    (execute.raise_on_error false), so that every chapter is executed and each failing one is
-    named; its "Executing notebook failed" warning still fails the build under -W.
-    """
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    if not jupyter_book.exists():
-        jupyter_book = Path(shutil.which("jupyter-book") or "jupyter-book")
-    shutil.rmtree(BUILD_DIR, ignore_errors=True)
-    BUILD_DIR.mkdir(parents=True)
-    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
-    config.setdefault("execute", {})["raise_on_error"] = False
-    (BUILD_DIR / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "GOLDEN_QUICK": "1"}
-    cmd = [str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(BUILD_DIR),
-           "--config", str(BUILD_DIR / "_config.yml"), "--warningiserror", "--keep-going"]
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S)
-        returncode, log = proc.returncode, ANSI.sub("", proc.stdout + proc.stderr)
-    except subprocess.TimeoutExpired as exc:
-        returncode = -1
-        out = [o.decode(errors="replace") if isinstance(o, bytes) else (o or "") for o in (exc.stdout, exc.stderr)]
-        log = ANSI.sub("", "".join(out)) + f"\nquick build timed out after {BUILD_TIMEOUT_S} s"
-    build = Build(returncode, log, time.monotonic() - start)
-    (BUILD_DIR / "build.log").write_text(log)
-    print(f"\nquick book build: {build.seconds:.0f} s, exit {returncode}, log {BUILD_DIR / 'build.log'}")
-    return build
 
 
 def test_quick_build_has_no_errors_or_warnings(quick_book: Build) -> None:
