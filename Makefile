@@ -16,11 +16,12 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 # The checkout's own `golden` package, also for the Jupyter kernels (they inherit the environment).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup book test lab reproduce clean
+.PHONY: help setup book test pdf lab reproduce clean
 
 help:
 	@echo "make book       execute every chapter (full mode) and build the HTML book into _build/html"
 	@echo "make test       GOLDEN_QUICK=1 pytest tests/ (builds the book in quick mode, checks it in Chromium)"
+	@echo "make pdf        build the book as make book does, then print it to _build/pdf/book.pdf (offline)"
 	@echo "make lab        JupyterLab on 127.0.0.1, the chapters (.md) open as notebooks"
 	@echo "make reproduce  run the book's experiment protocol (python -m golden sweep all --protocol book)"
 	@echo "make setup      only install: .venv, MathJax, Chromium"
@@ -78,6 +79,15 @@ lab: $(STAMP) $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
 	  --ServerApp.contents_manager_class=jupytext.AsyncTextFileContentsManager \
 	  --LabApp.default_url=/lab/tree/chapters $(if $(SUDO),,--allow-root) $(LAB_ARGS)
+
+# --- the PDF ----------------------------------------------------------------------------------
+# The book is built as by `make book`; tools/book_pdf.py then builds one page from its executed
+# notebooks (singlehtml, nothing executed again), serves it on 127.0.0.1 and prints it with
+# headless Chromium once MathJax has typeset every formula. `GOLDEN_QUICK=1 make pdf`: quick.
+PDF := _build/pdf/book.pdf
+
+pdf: book $(CHROMIUM)
+	$(PY) tools/book_pdf.py _build $(PDF)
 
 reproduce: $(STAMP)
 	$(PY) -m golden sweep all --protocol book
