@@ -4,20 +4,26 @@ Two ways to hold out the 6,000 validation images: the book's one fixed random 10
 -1), or fold k of the source's 10-fold cross-validation (stratified by class). Either may
 start from a stratified fraction of the training images (the source's 50% subset).
 
-The official files are copied from a source folder (see :mod:`golden.settings`) into
-golden's own data folder and unpacked there by ``torchvision.datasets.MNIST(download=True)``,
-which verifies their md5 and needs no network when the files are already in place.
+The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`),
+or downloaded, into golden's own data folder, checked against their md5 and decoded in
+memory: no unpacked copy and no torchvision ``processed/*.pt`` cache is ever read, so
+the data are always the verified bytes.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import math
 import shutil
+import struct
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torchvision.datasets import MNIST
+from torchvision.datasets.utils import download_url
 
 from golden import settings
 
@@ -66,25 +72,44 @@ def _find_source_file(source: Path, name: str) -> Path | None:
     return None
 
 
-def stage_raw_files(source: Path | None, root: Path, dataset: type[MNIST] = MNIST) -> None:
-    """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking their md5.
+def _has_md5(path: Path, expected: str) -> bool:
+    try:
+        return path.is_file() and md5(path) == expected
+    except OSError:
+        return False
+
+
+def _unwritable(folder: Path, error: OSError) -> DataError:
+    return DataError(f"cannot write to {folder} ({error.strerror}): "
+                     "set GOLDEN_DATA_HOME to a folder golden may write to")
+
+
+def stage_raw_files(
+    source: Path | None, root: Path, dataset: type[MNIST] = MNIST
+) -> Path:
+    """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking
+    their md5, or download them where there is no source; the folder that holds them.
 
     Files already staged with the right checksum are kept; the source is only read.
     """
     raw = root / dataset.__name__ / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(raw, error) from None
     for name, expected in dataset.resources:
         target = raw / name
-        if target.is_file() and md5(target) == expected:
+        if _has_md5(target, expected):
             continue
-        found = _find_source_file(source, name) if source is not None else None
+        if source is None:
+            download(raw, name, expected, dataset.mirrors)
+            continue
+        found = _find_source_file(source, name)
         if found is None:
-            if source is not None:
-                raise DataError(
-                    f"{name} is missing from {source}: put the four official MNIST .gz files there, "
-                    "or point GOLDEN_MNIST_SOURCE at the folder that holds them."
-                )
-            continue  # no source: torchvision downloads it
+            raise DataError(
+                f"{name} is missing from {source}: put the four official MNIST .gz files there, "
+                "or point GOLDEN_MNIST_SOURCE at the folder that holds them."
+            )
         try:
             actual = md5(found)
         except OSError as error:
@@ -93,25 +118,71 @@ def stage_raw_files(source: Path | None, root: Path, dataset: type[MNIST] = MNIS
             raise DataError(
                 f"{found} has md5 {actual}, expected {expected}: replace it with the official MNIST file."
             )
-        shutil.copyfile(found, target)
+        try:
+            shutil.copyfile(found, target)
+        except OSError as error:
+            raise _unwritable(raw, error) from None
+    return raw
+
+
+def download(raw: Path, name: str, expected: str, mirrors: list[str]) -> None:
+    """Fetch ``name`` into ``raw`` from the first mirror that serves the right md5."""
+    reason = "no mirror"
+    for mirror in mirrors:
+        try:
+            download_url(f"{mirror}{name}", str(raw), filename=name, md5=expected)
+            return
+        except (OSError, RuntimeError) as error:  # no network (URLError), bad md5
+            reason = " ".join(str(error).split())
+    raise DataError(
+        f"{name} could not be downloaded into {raw} ({reason}): set "
+        "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, "
+        "or retry with internet access."
+    )
+
+
+def read_idx(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """The uint8 items of ``shape`` in a gzip'ed IDX file; a file whose compression,
+    header or size is wrong is a DataError."""
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"cannot decompress {path} ({error}): "
+                        "replace it with the official MNIST file.") from None
+    ndim = 1 + len(shape)
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", data[4:header]) if len(data) >= header else (0,)
+    valid = (data[:4] == bytes([0, 0, 0x08, ndim]) and dims[0] > 0 and dims[1:] == shape
+             and len(data) == header + math.prod(dims))
+    if not valid:
+        raise DataError(f"{path} is not an IDX file of uint8 items of shape {shape}: "
+                        "replace it with the official MNIST file.")
+    items = torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header)
+    return items.view(dims)
+
+
+def read_set(raw: Path, prefix: str) -> Split:
+    """Images and labels of ``train`` or ``t10k``: as many of each, labels digits."""
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", (28, 28))
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", ()).long()
+    if len(images) != len(labels):
+        raise DataError(f"{raw} holds {len(images)} {prefix} images but {len(labels)} "
+                        "labels: replace the files with the official MNIST files.")
+    if int(labels.max()) >= CLASSES:
+        raise DataError(f"{raw} holds a {prefix} label {int(labels.max())}, not a "
+                        "digit: replace the files with the official MNIST files.")
+    return Split(images, labels)
 
 
 def load_raw(
     source: Path | None = None, root: Path | None = None, dataset: type[MNIST] = MNIST
 ) -> tuple[Split, Split]:
-    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits."""
+    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits,
+    decoded from the md5-verified ``.gz`` files and nothing else."""
     source = settings.mnist_source() if source is None else source
     root = settings.data_home() if root is None else root
-    stage_raw_files(source, root, dataset)
-    try:
-        train = dataset(str(root), train=True, download=True)
-        test = dataset(str(root), train=False, download=True)
-    except (RuntimeError, OSError, ValueError) as error:
-        raise DataError(
-            f"MNIST could not be loaded from {root} ({' '.join(str(error).split())}): set GOLDEN_MNIST_SOURCE to a folder with the "
-            f"official MNIST .gz files, or delete {root / dataset.__name__} and retry with internet access."
-        ) from None
-    return Split(train.data, train.targets), Split(test.data, test.targets)
+    raw = stage_raw_files(source, root, dataset)
+    return read_set(raw, "train"), read_set(raw, "t10k")
 
 
 def scale(images: torch.Tensor) -> torch.Tensor:

@@ -221,7 +221,7 @@ def test_fixed_split_is_unchanged_by_the_cross_validation_options(raw):
 
 
 def test_scaling_equals_totensor_and_normalize(raw, tiny, tmp_path):
-    reference = tiny(str(tmp_path / "home"), train=True,
+    reference = tiny(str(tmp_path / "home"), train=True, download=True,  # unpacks, offline
                      transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
     scaled = scale(raw[0].images)
     assert scaled.shape == (N_TRAIN, 1, 28, 28) and scaled.dtype == torch.float32
