@@ -5,8 +5,12 @@ Environment variables (documented in README.md):
 * ``GOLDEN_QUICK=1``  quick mode: tiny data and few epochs, same code path as a full run.
 * ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files
   (either directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
-* ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied and unpacked;
+* ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied;
   default: ``~/.cache/golden``.
+* ``GOLDEN_RESULTS``  where experiment results are stored; default: ``results/``.
+
+A folder variable set but empty is an error, not the default: ``GOLDEN_RESULTS=$DIR``
+with ``DIR`` unset would otherwise write records into the wrong folder.
 """
 from __future__ import annotations
 
@@ -14,6 +18,20 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """An environment variable golden cannot use, named in one line."""
+
+
+def _folder(variable: str) -> Path | None:
+    """The folder ``variable`` names, None if unset; set but empty is refused."""
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    if not value.strip():
+        raise SettingsError(f"{variable} is set but empty: unset it or name a folder")
+    return Path(value).expanduser()
 
 
 def quick_mode() -> bool:
@@ -28,16 +46,16 @@ def mode_name() -> str:
 
 def mnist_source() -> Path | None:
     """The folder to copy the MNIST files from, or None to let torchvision download them."""
-    explicit = os.environ.get("GOLDEN_MNIST_SOURCE")
-    if explicit:
-        return Path(explicit).expanduser()
+    explicit = _folder("GOLDEN_MNIST_SOURCE")
+    if explicit is not None:
+        return explicit
     shared = REPO_ROOT.parent / "shared" / "data"
     return shared if shared.is_dir() else None
 
 
 def data_home() -> Path:
     """golden's own data folder; the source files are never modified, only copied here."""
-    return Path(os.environ.get("GOLDEN_DATA_HOME", "~/.cache/golden")).expanduser()
+    return _folder("GOLDEN_DATA_HOME") or Path("~/.cache/golden").expanduser()
 
 
 def checkpoints_dir() -> Path:
@@ -53,4 +71,4 @@ def figures_dir() -> Path:
 
 def results_dir() -> Path:
     """Stored experiment results (plain JSON), written only by :mod:`golden.experiments`."""
-    return Path(os.environ.get("GOLDEN_RESULTS", REPO_ROOT / "results"))
+    return _folder("GOLDEN_RESULTS") or REPO_ROOT / "results"
