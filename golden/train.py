@@ -27,13 +27,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from golden import diagnostics
-from golden.data import FOLDS, MnistSplits, Split, with_label_noise
+from golden.data import FOLDS, NOISE_SEED_BASE, MnistSplits, Split, with_label_noise
 from golden.models import MODELS, build_model
 
 EVAL_BATCH = 2000
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam")  # Adam with PyTorch's default betas (0.9, 0.999)
 SCHEDULES = ("constant", "mi_decay")
+SEEDS = range(-2**63, 2**64 - NOISE_SEED_BASE)  # torch's, less the label-noise offset
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,9 @@ class TrainConfig:
             raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.seed, int) and self.seed in SEEDS):
+            raise ConfigError("seed must be an integer in [-2**63, 2**64 - 2**31), "
+                              f"got {self.seed!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise ConfigError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
         if self.model not in MODELS:
