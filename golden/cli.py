@@ -6,16 +6,26 @@ on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from golden import theory
 from golden.data import DataError
 from golden.experiments import EXPERIMENTS, PROTOCOLS, Experiment, ExperimentError, grid_pairs
+from golden.settings import SettingsError
 from golden.train import ConfigError, TrainConfig
+
+# argparse takes "-inf", "-1e-3" or "-1,2" for options (it knows only "-1" and "-.5" as
+# numbers); golden has no option that starts like a number, so these are values.
+NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line."""
+    """argparse, but a usage error is one line, and any negative number is a value."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message):
         command = " ".join(["golden", *self.prog.split()[1:]])
@@ -58,12 +68,16 @@ def build_parser() -> OneLineParser:
 
 
 def run_train(args) -> None:
+    import torch
+
     from golden.data import mnist
+    from golden.experiments import THREADS_PER_RUN
     from golden.train import train
 
     config = TrainConfig(lr=args.lr, momentum=args.momentum, epochs=args.epochs, seed=args.seed,
                          model=args.model, loss=args.loss, optimizer=args.optimizer, label_noise=args.label_noise,
                          schedule=args.schedule)
+    torch.set_num_threads(THREADS_PER_RUN)  # the runner's: the numbers of its records
     history = train(config, mnist())
     for epoch, loss in enumerate(history.train_loss, start=1):
         accuracies = ""
@@ -109,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.profile_trainer()
             else:
                 bench.run(quick=args.quick)
-    except (ConfigError, ExperimentError, DataError) as error:
+    except (ConfigError, ExperimentError, DataError, SettingsError) as error:
         print(f"golden: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
