@@ -1,0 +1,303 @@
+"""Fault injection (issue 15): every bad input ends in one line on stderr, exit status
+2, no traceback, and nothing written where it should not be.
+
+The table runs ``golden.cli.main`` in this process (an escaping exception fails the
+test) on hyperparameters, names, grids, environment variables and data folders; the
+permission probe runs ``python -m golden`` with every capability dropped, so that it
+holds as root, where ``chmod`` alone binds nothing. Data: test_data's tiny set, or none.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import golden.data
+import golden.train
+from golden import cli, runner
+from golden.data import load_raw, with_label_noise
+from golden.experiments import THREADS_PER_RUN
+from golden.train import SEEDS, ConfigError, TrainConfig
+from test_cli import TINY_DATA, exit_status
+from test_data import FILES, N_TEST, N_TRAIN, dataset_class, write_idx_set
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_MNIST = golden.data.mnist
+REAL_LOAD_RAW = golden.data.load_raw
+REAL_TRAIN = golden.train.train
+
+
+def refuse_data(*args, **kwargs):
+    raise AssertionError("a refused command must fail before it loads any data")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Folders for the faults, the environment pointing into them, an empty working
+    directory, and MNIST never loaded unless a test says so."""
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("a regular file\n")
+    (tmp_path / "garbage").mkdir()
+    for name in FILES:
+        (tmp_path / "garbage" / name).write_bytes(b"not MNIST")
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GOLDEN_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "empty"))
+    monkeypatch.setattr(golden.data, "mnist", refuse_data)
+    monkeypatch.setattr(runner, "mnist", refuse_data)  # bound there at import
+    REAL_MNIST.cache_clear()
+    threads = torch.get_num_threads()
+    yield
+    REAL_MNIST.cache_clear()
+    torch.set_num_threads(threads)
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def assert_fault(status: int, err: str, *words: str) -> None:
+    assert status == 2, (status, err)
+    assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"
+    assert err.startswith("golden: error: ") and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+# id, command line, environment ("{tmp}" is the test's tmp_path), words of the one line
+FAULTS = [
+    # hyperparameters, negative numbers spelled both ways (issue 15: "--lr -inf")
+    ("lr -inf", "train --lr -inf", {}, ["learning rate", "-inf"]),
+    ("lr=-inf", "train --lr=-inf", {}, ["learning rate", "-inf"]),
+    ("lr -1e-3", "train --lr -1e-3", {}, ["learning rate", "-0.001"]),
+    ("lr 1/2", "train --lr 1/2", {}, ["--lr", "invalid float value"]),
+    ("lr missing", "train --lr", {}, ["--lr", "expected one argument"]),
+    ("momentum -1e-3", "train --momentum -1e-3", {}, ["momentum", "[0, 1)"]),
+    ("momentum 1.5", "train --momentum=1.5", {}, ["momentum", "1.5"]),
+    ("noise -inf", "train --label-noise -inf", {}, ["label noise", "-inf"]),
+    ("noise 1", "train --label-noise 1", {}, ["label noise", "[0, 1)"]),
+    ("epochs -1e3", "train --epochs -1e3", {}, ["--epochs", "invalid int value"]),
+    ("epochs -3", "train --epochs=-3", {}, ["epochs", ">= 1"]),
+    ("seed 2**64", f"train --seed {2**64}", {}, ["seed", str(2**64)]),
+    ("seed -2**63-1", f"train --seed {-2**63 - 1}", {}, ["seed", "-2**63"]),
+    ("seed -inf", "train --seed -inf", {}, ["--seed", "invalid int value"]),
+    ("adam momentum", "train --optimizer adam --momentum 0.5", {}, ["Adam"]),
+    # names
+    ("model", "train --model vgg", {}, ["unknown model 'vgg'", "mlp"]),
+    ("loss", "train --loss=l1", {}, ["unknown loss 'l1'", "mse"]),
+    ("optimizer", "train --optimizer rmsprop", {}, ["unknown optimizer"]),
+    ("schedule", "train --schedule step", {}, ["unknown schedule 'step'"]),
+    ("experiment", "sweep gird", {}, ["unknown experiment 'gird'"]),
+    ("protocol", "sweep grid --protocol fast", {}, ["unknown protocol"]),
+    ("bench option", "bench --fast", {}, ["unrecognized arguments", "--fast"]),
+    # grids
+    ("grid lr -1", "sweep grid --lrs -1,0.1", {}, ["bad grid point", "-1"]),
+    ("grid lr 0", "sweep grid --lrs 0.1,0", {}, ["bad grid point", "lr=0"]),
+    ("grid momentum -inf", "sweep grid --momenta -inf", {}, ["bad grid point"]),
+    ("grid empty", "sweep grid --momenta ,", {}, ["the grid is empty"]),
+    ("grid not grid", "sweep long --lrs 0.1", {}, ["custom grid", "'long'"]),
+    ("workers -inf", "sweep grid --workers -inf", {}, ["invalid int value"]),
+    # environment variables set but empty
+    ("results empty", "sweep grid --protocol quick", {"GOLDEN_RESULTS": ""},
+     ["GOLDEN_RESULTS is set but empty"]),
+    ("home empty", "train", {"GOLDEN_DATA_HOME": ""}, ["GOLDEN_DATA_HOME is set"]),
+    ("home blank", "train", {"GOLDEN_DATA_HOME": " "}, ["GOLDEN_DATA_HOME is set"]),
+    ("source empty", "train", {"GOLDEN_MNIST_SOURCE": ""}, ["GOLDEN_MNIST_SOURCE is"]),
+    # data folders that cannot be used
+    ("home under a file", "train", {"GOLDEN_DATA_HOME": "{tmp}/file/home"},
+     ["cannot write to", "Not a directory", "GOLDEN_DATA_HOME"]),
+    ("home is a file", "train", {"GOLDEN_DATA_HOME": "{tmp}/file"},
+     ["cannot write to", "Not a directory"]),
+    ("missing data", "train", {}, ["is missing from", "GOLDEN_MNIST_SOURCE"]),
+    ("no source folder", "train", {"GOLDEN_MNIST_SOURCE": "{tmp}/nowhere"},
+     ["is missing from", "nowhere"]),
+    ("corrupt data", "train", {"GOLDEN_MNIST_SOURCE": "{tmp}/garbage"},
+     ["has md5", "replace it"]),
+]
+
+
+@pytest.mark.parametrize("command, env, words", [fault[1:] for fault in FAULTS],
+                         ids=[fault[0] for fault in FAULTS])
+def test_fault_is_one_line_and_writes_nothing(capsys, monkeypatch, tmp_path, command,
+                                              env, words):
+    """The real data loader is in place: a fault it should catch is caught there."""
+    monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    before = files_under(tmp_path)
+    status = exit_status(command.split())
+    assert_fault(status, capsys.readouterr().err, *words)
+    assert files_under(tmp_path) == before
+
+
+def unprivileged(folder: Path) -> list[str]:
+    """A command prefix under which ``folder``'s mode binds: none for a normal user; as
+    root, setpriv with every capability dropped (CAP_DAC_OVERRIDE ignores modes)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a folder's mode cannot bind")
+    prefix = [setpriv, "--inh-caps=-all", "--bounding-set=-all"]
+    runs = subprocess.run([*prefix, "true"], capture_output=True).returncode == 0
+    touch = subprocess.run([*prefix, "touch", folder / "probe"], capture_output=True)
+    binds = touch.returncode != 0
+    if not (runs and binds):
+        pytest.skip("setpriv could not drop root's capabilities here")
+    return prefix
+
+
+def test_unwritable_data_home_is_one_line_even_as_root(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o555)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "GOLDEN_DATA_HOME": str(home),
+           "GOLDEN_MNIST_SOURCE": str(tmp_path / "empty")}
+    command = [*unprivileged(home), sys.executable, "-m", "golden", "train"]
+    done = subprocess.run(command, cwd=tmp_path / "cwd", env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert_fault(done.returncode, done.stderr, "cannot write to", "Permission denied",
+                 "GOLDEN_DATA_HOME")
+    assert done.stdout == "" and list(home.iterdir()) == []
+
+
+def test_seed_range_is_the_one_every_generator_accepts():
+    """The ends of SEEDS seed the model, the batch order and the label noise; one beyond
+    either end is a ConfigError."""
+    for seed in (SEEDS[0], SEEDS[-1]):
+        TrainConfig(lr=0.1, momentum=0.5, seed=seed)
+        torch.manual_seed(seed)
+        torch.Generator().manual_seed(seed)
+        assert len(with_label_noise(TINY_DATA.train, 0.5, seed)) == len(TINY_DATA.train)
+    for seed in (SEEDS[0] - 1, SEEDS[-1] + 1):
+        with pytest.raises(ConfigError, match="seed"):
+            TrainConfig(lr=0.1, momentum=0.5, seed=seed)
+
+
+# ---------------------------------------------- data: only md5-verified bytes are read
+
+
+def test_stale_processed_tensors_are_never_read(tmp_path):
+    """torchvision's MNIST prefers ``processed/{training,test}.pt`` to the raw files."""
+    tiny = dataset_class(write_idx_set(tmp_path / "source"))
+    processed = tmp_path / "home" / "TinyMNIST" / "processed"
+    processed.mkdir(parents=True)
+    for file, n in (("training.pt", N_TRAIN), ("test.pt", N_TEST)):
+        zeros = torch.zeros(n, 28, 28, dtype=torch.uint8), torch.zeros(n).long()
+        torch.save(zeros, processed / file)
+    train, test = load_raw(tmp_path / "source", tmp_path / "home", tiny)
+    assert torch.equal(train.labels, torch.arange(N_TRAIN) % 10)
+    assert torch.equal(test.labels, (torch.arange(N_TEST) * 7) % 10)
+    assert int(train.images.sum()) > 0
+
+
+def test_unpacked_files_altered_after_unpacking_are_never_read(tmp_path):
+    """A label byte set to 255 in an unpacked file changes nothing: the labels come from
+    the verified ``.gz``."""
+    tiny = dataset_class(write_idx_set(tmp_path / "source"))
+    home = tmp_path / "home"
+    load_raw(tmp_path / "source", home, tiny)
+    staged = home / "TinyMNIST" / "raw" / FILES[1]
+    altered = bytearray(gzip.decompress(staged.read_bytes()))
+    altered[-1] = 255
+    staged.with_suffix("").write_bytes(bytes(altered))  # where torchvision unpacks it
+    train, _ = load_raw(tmp_path / "source", home, tiny)
+    assert torch.equal(train.labels, torch.arange(N_TRAIN) % 10)
+
+
+def repack(path: Path, change) -> None:
+    """Rewrite a gzip'ed file with its unpacked bytes passed through ``change``."""
+    path.write_bytes(gzip.compress(change(gzip.decompress(path.read_bytes())), mtime=0))
+
+
+def label_255(data: bytes) -> bytes:
+    return data[:-1] + b"\xff"
+
+
+def one_label_fewer(data: bytes) -> bytes:
+    return data[:4] + struct.pack(">I", N_TEST - 1) + data[8:-1]
+
+
+def truncated(data: bytes) -> bytes:
+    return data[:-1]
+
+
+def as_plain_bytes(path: Path) -> None:
+    path.write_bytes(gzip.decompress(path.read_bytes()))
+
+
+def load_tiny(monkeypatch, source: Path, home: Path, tiny) -> None:
+    """The real golden.data.mnist on test_data's tiny set, as the CLI's train loads it."""
+    monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
+    monkeypatch.setattr(golden.data, "load_raw",
+                        lambda: REAL_LOAD_RAW(source, home, tiny))
+
+
+# file, how it is altered, words; each passes its md5 (the class lists the altered md5)
+BAD_CONTENT = {
+    "label 255": (FILES[1], lambda p: repack(p, label_255), ["train label 255"]),
+    "counts differ": (FILES[3], lambda p: repack(p, one_label_fewer),
+                      [f"{N_TEST} t10k images but {N_TEST - 1} labels"]),
+    "truncated": (FILES[0], lambda p: repack(p, truncated), ["not an IDX file"]),
+    "not gzip": (FILES[2], as_plain_bytes, ["cannot decompress", FILES[2]]),
+}
+
+
+@pytest.mark.parametrize("name, alter, words", BAD_CONTENT.values(),
+                         ids=BAD_CONTENT.keys())
+def test_bad_content_is_one_line(capsys, monkeypatch, tmp_path, name, alter, words):
+    """Content that fits its checksum but not MNIST's format: one line from the CLI."""
+    source = tmp_path / "source"
+    write_idx_set(source)
+    alter(source / name)
+    tiny = dataset_class({file: golden.data.md5(source / file) for file in FILES})
+    load_tiny(monkeypatch, source, tmp_path / "home", tiny)
+    status = exit_status(["train", "--model", "mlp"])
+    out, err = capsys.readouterr()
+    assert_fault(status, err, *words)
+    assert out == "" and not (tmp_path / "results").exists()
+
+
+def test_a_folder_in_place_of_a_staged_file_is_one_line(capsys, monkeypatch, tmp_path):
+    tiny = dataset_class(write_idx_set(tmp_path / "source"))
+    (tmp_path / "home" / "TinyMNIST" / "raw" / FILES[0]).mkdir(parents=True)
+    load_tiny(monkeypatch, tmp_path / "source", tmp_path / "home", tiny)
+    assert_fault(exit_status(["train"]), capsys.readouterr().err, "cannot write to",
+                 "Is a directory", "GOLDEN_DATA_HOME")
+    assert files_under(tmp_path / "home") == {}
+
+
+def test_stored_numbers_are_what_train_prints(capsys, monkeypatch):
+    """``python -m golden train`` trains with the runner's thread setting, so it prints
+    the numbers of the runner's record of the same configuration."""
+    monkeypatch.setattr(golden.data, "mnist", lambda quick=None: TINY_DATA)
+    monkeypatch.setattr(runner, "mnist", lambda *args: TINY_DATA)
+    threads = []
+
+    def counting_train(*args, **kwargs):
+        threads.append(torch.get_num_threads())
+        return REAL_TRAIN(*args, **kwargs)
+
+    monkeypatch.setattr(golden.train, "train", counting_train)
+    torch.set_num_threads(THREADS_PER_RUN + 1)
+    assert cli.main(["train", "--lr", "0.05", "--momentum", "0.5", "--epochs", "2",
+                     "--model", "mlp", "--seed", "3"]) == 0
+    printed = re.findall(r"\d+\.\d{4}", capsys.readouterr().out)
+    assert threads == [THREADS_PER_RUN]
+    config = TrainConfig(lr=0.05, momentum=0.5, epochs=2, model="mlp", seed=3)
+    record = runner.run_one(config, quick_data=True)
+    epochs = zip(record["train_loss"], record["val_acc"], record["test_acc"])
+    expected = [number for epoch in epochs for number in epoch]
+    expected.append(record["test_acc"][-1])
+    assert printed == [f"{number:.4f}" for number in expected]
