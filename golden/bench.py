@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from golden import settings, theory
 from golden.data import Split, load_raw, mnist
 from golden.models import PaperCNN
+from golden.protocols import THREADS_PER_RUN
 from golden.train import TrainConfig, make_optimizer, seeded_model, train_epoch
 
 BATCH = 64
@@ -97,6 +98,19 @@ def _trainer_steps(setup, first: int, count: int) -> None:
     """Run ``count`` steps of golden's own epoch function, starting at batch ``first``."""
     model, optimizer, data, order, config = setup
     train_epoch(model, optimizer, data, order[first * BATCH : (first + count) * BATCH], config, _NO_BAR)
+
+
+def trainer_rate(steps: int = 10, warmup: int = 5, windows: int = 3) -> float:
+    """Trained images per second of golden's trainer on one core, as the runner's workers train,
+    in the best of a few windows: the clock of ``sweep --plan``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS_PER_RUN)
+    try:
+        setup = _warm_trainer(0, warmup)
+        return max(steps * BATCH / _timed(_trainer_steps, setup, warmup + window * steps, steps)
+                   for window in range(windows))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[str, list[float]]:

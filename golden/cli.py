@@ -60,6 +60,11 @@ def build_parser() -> OneLineParser:
     many.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     many.add_argument("--lrs", type=float_list, help="custom grid: learning rates, comma-separated")
     many.add_argument("--momenta", type=float_list, help="custom grid: momenta, comma-separated")
+    many.add_argument("--scheduler", default=None,
+                      help="a Dask scheduler, e.g. tcp://HOST:8786 (default: $GOLDEN_SCHEDULER, "
+                           "else a local cluster, one worker per core)")
+    many.add_argument("--plan", action="store_true",
+                      help="print the runs, epochs and estimated core-hours, and run nothing")
 
     bench = commands.add_parser("bench", help="measure training speed against the plain PyTorch loop")
     bench.add_argument("--quick", action="store_true", help="few steps, for CI")
@@ -89,7 +94,8 @@ def run_train(args) -> None:
 
 
 def run_sweep(args) -> None:
-    from golden import experiments
+    from golden import experiments, runner
+    from golden.store import Store
 
     proto = experiments.protocol(args.protocol)
     if args.lrs is not None or args.momenta is not None:
@@ -103,10 +109,31 @@ def run_sweep(args) -> None:
     else:
         names = (list(EXPERIMENTS) if args.experiment == "all" else list(experiments.GROUPS[args.experiment])
                  if args.experiment in experiments.GROUPS else [experiments.experiment(args.experiment).name])
+    if args.plan:
+        print_plan(names, proto)
+        return
     print(proto.describe())
+    store = Store.default()
     for name in names:
-        folder = experiments.sweep(name, proto, workers=args.workers)
-        print(f"{name}: {len(experiments.load_records(name, proto))} runs stored in {folder}")
+        folder = runner.sweep(name, proto, workers=args.workers, scheduler=args.scheduler, store=store)
+        configs = experiments.experiment(name).configs(proto)
+        stored = len(configs) - len(store.pending(configs, folder))
+        print(f"{name}: {stored} of {len(configs)} runs stored in {folder}")
+
+
+def print_plan(names: list[str], proto) -> None:
+    """The plan of each experiment, timed by this machine's measured one-core training rate."""
+    import os
+
+    from golden import runner
+    from golden.bench import trainer_rate
+
+    rate = trainer_rate()
+    for name in names:
+        try:
+            print(runner.plan(name, proto, rate, os.cpu_count() or 1))
+        except ExperimentError as error:  # it builds on results not stored yet
+            print(f"{name}: no plan yet, {error}")
 
 
 def main(argv: list[str] | None = None) -> int:

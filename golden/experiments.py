@@ -1,82 +1,22 @@
-"""Experiments: named grids of configurations x seeds, run under a named protocol, stored as JSON.
+"""Experiments: named lists of configurations x replicates (seeds or folds), and summaries.
 
-One record per finished run lives in ``results/<experiment>/<protocol>-<hash>/``, where the
-hash covers every field of the protocol, so results of different protocols never mix. Records
-are written atomically and carry a checksum: a sweep skips the runs it finds intact, reruns
-those whose record is missing, truncated or corrupt, and records a diverging run as diverged.
+What an experiment trains is defined here; :mod:`golden.runner` runs it under a protocol
+(:mod:`golden.protocols`) and :mod:`golden.store` keeps one record per finished run.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import multiprocessing
-import os
-import platform
-import subprocess
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
-import torch
-from tqdm import tqdm
+from golden import theory
+from golden.data import mnist
+from golden.protocols import PROTOCOLS, THREADS_PER_RUN, ExperimentError, Protocol, protocol
+from golden.store import Store
+from golden.train import TrainConfig
 
-from golden import settings, theory
-from golden.data import FOLDS, mnist
-from golden.train import TrainConfig, train
+__all__ = ["PROTOCOLS", "THREADS_PER_RUN", "ExperimentError", "Protocol", "protocol", "TrainConfig"]
 
-THREADS_PER_RUN = 1  # one thread per run, one run per core: fastest here, and bitwise repeatable
-DEFAULTS = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
-
-
-class ExperimentError(ValueError):
-    """An unknown experiment or protocol, or a bad grid, named in one line."""
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Everything that decides a run's numbers besides its learning rate, momentum and seed."""
-
-    name: str
-    epochs: int  # epochs of each grid run
-    long_epochs: int  # epochs of the long run
-    seeds: tuple[int, ...]
-    quick_data: bool  # the small fixed subsets of golden.data instead of the full splits
-    batch_size: int = 64
-    model: str = "cnn"
-    cross_validation: bool = False  # replicate k trains on fold k of data.FOLDS (seed k), not the fixed split
-    data_fraction: float = 1.0  # a stratified fraction of the training images (the source's 50% subset)
-
-    def digest(self) -> str:
-        """Eight hex digits of the hash of every field: a changed field gives a new folder.
-        Fields added later count only when they differ from their default, so the folders
-        of earlier protocols keep their names."""
-        fields = {name: value for name, value in asdict(self).items()
-                  if name not in LATER_FIELDS or value != LATER_FIELDS[name]}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
-
-    def describe(self) -> str:
-        data = "quick subsets (2,048 train / 512 val / 1,000 test)" if self.quick_data else (
-            "full MNIST split (54,000 train / 6,000 val / 10,000 test)")
-        return (f"protocol '{self.name}' [{self.digest()}]: {data}; {self.model.upper()}, plain SGD with momentum, "
-                f"batch {self.batch_size}, {self.epochs} epochs per grid run ({self.long_epochs} in the long run), "
-                f"seeds {', '.join(map(str, self.seeds))}")
-
-
-LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0}
-
-PROTOCOLS = {
-    # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training images
-    # and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per data size).
-    "paper": Protocol("paper", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)), quick_data=False,
-                      cross_validation=True),
-    "paper_half": Protocol("paper_half", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)),
-                           quick_data=False, cross_validation=True, data_fraction=0.5),
-    # What fits in about 90 minutes on a 2-core CPU for 60 pairs x 3 seeds on the full split.
-    "book": Protocol("book", epochs=2, long_epochs=10, seeds=(0, 1, 2), quick_data=False),
-    # Tiny, for tests and quick builds.
-    "quick": Protocol("quick", epochs=1, long_epochs=2, seeds=(0, 1), quick_data=True),
-}
 
 # The grid of Jaeger 2024's appendix. It lists the golden learning rate and momentum rounded
 # to three decimals, so those two entries are computed from golden.theory here, not typed.
@@ -86,12 +26,6 @@ GRID_LRS = (0.0001, 0.001, 0.01, GOLDEN_GRID_LR, 0.1, 0.2)
 GRID_MOMENTA = (0.0, 0.2, 0.4, 0.6, 0.8, 0.825, 0.85, GOLDEN_GRID_MOMENTUM, 0.9, 0.925)
 COMMON_PAIR = (0.01, 0.9)
 GOLDEN_PAIR = (GOLDEN_GRID_LR, GOLDEN_GRID_MOMENTUM)
-
-
-def protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
-        raise ExperimentError(f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
 
 
 def grid_pairs(lrs=GRID_LRS, momenta=GRID_MOMENTA) -> list[tuple[float, float]]:
@@ -197,6 +131,11 @@ def breakeven_variants(proto: Protocol) -> list[dict]:
     return as_variants(grid_pairs(BREAKEVEN_LRS, BREAKEVEN_MOMENTA), probe_every=every)
 
 
+def load_records(experiment_name: str, proto: Protocol) -> list[dict]:
+    """Every stored run of an experiment under a protocol, from the default store."""
+    return Store.default().load(experiment_name, proto)
+
+
 def train_size(proto: Protocol) -> int:
     return len(mnist(proto.quick_data, -1, proto.data_fraction).train)
 
@@ -234,125 +173,6 @@ def experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)} or 'all'")
     return EXPERIMENTS[name]
-
-
-# --- the results store ---------------------------------------------------------------------------
-
-def run_folder(experiment_name: str, proto: Protocol) -> Path:
-    return settings.results_dir() / experiment_name / f"{proto.name}-{proto.digest()}"
-
-
-def _short(number: float) -> str:
-    """``{:g}`` where it round-trips (0.01 -> '0.01'), the full repr where it does not."""
-    text = f"{number:g}"
-    return text if float(text) == number else repr(number)
-
-
-TAGS = {"loss": "{}", "optimizer": "{}", "schedule": "{}", "label_noise": "noise{}", "probe_every": "probe{}",
-        "data_fraction": "frac{}", "fold": "f{}"}
-
-
-def run_id(config: TrainConfig) -> str:
-    """``lr0.01_m0.9_s0``, with a tag such as ``mse`` or ``noise0.2`` for every field of
-    TAGS that differs from TrainConfig's default."""
-    tags = [TAGS[name].format(_short(value) if isinstance(value, float) else value)
-            for name, value in asdict(config).items() if name in TAGS and value != DEFAULTS[name]]
-    return "_".join([f"lr{_short(config.lr)}", f"m{_short(config.momentum)}", *tags, f"s{config.seed}"])
-
-
-def _checksum(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def provenance() -> dict:
-    """Library versions and the git commit, stored with every record."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.REPO_ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"python": platform.python_version(), "torch": torch.__version__, "git_commit": commit,
-            "machine": platform.machine(), "threads": THREADS_PER_RUN}
-
-
-def write_record(folder: Path, history: dict, proto: Protocol, experiment_name: str) -> Path:
-    """Write one run atomically (temporary file, then rename), with a checksum of its content."""
-    payload = {"experiment": experiment_name, "protocol": asdict(proto), "run": history,
-               "provenance": provenance()}
-    record = {**payload, "checksum": _checksum(payload)}
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id(TrainConfig(**history['config']))}.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(temporary, path)
-    return path
-
-
-def read_record(path: Path) -> dict | None:
-    """The record at ``path``, or None if it is missing, truncated or fails its checksum."""
-    try:
-        record = json.loads(path.read_text())
-        payload = {key: record[key] for key in ("experiment", "protocol", "run", "provenance")}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return record if record.get("checksum") == _checksum(payload) else None
-
-
-def load_records(experiment_name: str, proto: Protocol) -> list[dict]:
-    """Every intact run of an experiment under a protocol (the ``run`` part of each record)."""
-    folder = run_folder(experiment_name, proto)
-    records = (read_record(path) for path in sorted(folder.glob("*.json")))
-    runs = [record["run"] for record in records if record is not None]
-    for run in runs:  # records written before a TrainConfig field existed hold its default
-        run["config"] = {**DEFAULTS, **run["config"]}
-    return runs
-
-
-def pending(configs: list[TrainConfig], folder: Path) -> list[TrainConfig]:
-    return [c for c in configs if read_record(folder / f"{run_id(c)}.json") is None]
-
-
-# --- running ---------------------------------------------------------------------------------------
-
-def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
-    """Where a run that others continue keeps its end state (a cache, never a result)."""
-    return settings.checkpoints_dir() / ("quick" if quick_data else "full") / f"{run_id(config)}.pt"
-
-
-def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
-    """Train one configuration with the runner's thread setting; the history as a plain dict."""
-    torch.set_num_threads(THREADS_PER_RUN)
-    data = mnist(quick_data, config.fold, config.data_fraction)
-    checkpoint = checkpoint_path(config, quick_data) if continues else None
-    return train(config, data, progress=False, checkpoint=checkpoint).as_dict()
-
-
-def _run_one_packed(job: tuple[TrainConfig, bool, bool]) -> dict:
-    return run_one(*job)
-
-
-def sweep(experiment_name: str, proto: Protocol, workers: int | None = None, progress: bool | None = None) -> Path:
-    """Run every unfinished run of an experiment, ``workers`` at a time (default: one per core)."""
-    exp = experiment(experiment_name)
-    folder = run_folder(experiment_name, proto)
-    todo = pending(exp.configs(proto), folder)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    jobs = [(config, proto.quick_data, exp.continues) for config in todo]
-    with tqdm(total=len(jobs), disable=None if progress is None else not progress, unit="run",
-              desc=f"{experiment_name} / {proto.name}") as bar:
-        if workers == 1:
-            results = map(_run_one_packed, jobs)
-            _store_all(results, folder, proto, experiment_name, bar)
-        else:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                _store_all(pool.imap_unordered(_run_one_packed, jobs), folder, proto, experiment_name, bar)
-    return folder
-
-
-def _store_all(results, folder: Path, proto: Protocol, experiment_name: str, bar) -> None:
-    for history in results:
-        write_record(folder, history, proto, experiment_name)
-        bar.update()
 
 
 # --- summaries --------------------------------------------------------------------------------------
@@ -402,6 +222,8 @@ def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Prot
         runs = load_records(experiment_name, proto)
         if expected is not None and len(runs) == expected:
             return proto, runs, name != preferred
+    from golden.runner import sweep  # the runner builds on this module, not the other way round
+
     if experiment_name == "long":
         sweep("grid", proto, progress=False)
     sweep(experiment_name, proto, progress=False)

@@ -11,8 +11,9 @@ import pytest
 import sympy as sp
 
 from conftest import EQUATION_LABEL, labels_without_their_check
-from golden import beyond, experiments, theory
+from golden import beyond, experiments, store, theory
 from golden.derivations import Identity, eta
+from golden.store import Store
 from golden.train import TrainConfig
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
@@ -74,16 +75,16 @@ def configs(name: str) -> list[TrainConfig]:
 
 def test_run_ids_are_unique_within_every_experiment_and_unchanged_for_plain_runs():
     for name in ("grid", "breakeven", "loss", "noise", "mutual_info"):
-        ids = [experiments.run_id(c) for c in configs(name)]
+        ids = [store.run_id(c) for c in configs(name)]
         assert len(ids) == len(set(ids)), name
-    assert experiments.run_id(TrainConfig(lr=0.01, momentum=0.9, seed=2)) == "lr0.01_m0.9_s2"
+    assert store.run_id(TrainConfig(lr=0.01, momentum=0.9, seed=2)) == "lr0.01_m0.9_s2"
     tagged = TrainConfig(lr=1e-3, momentum=0.0, optimizer="adam", label_noise=0.2, seed=1)
-    assert experiments.run_id(tagged) == "lr0.001_m0_adam_noise0.2_s1"
+    assert store.run_id(tagged) == "lr0.001_m0_adam_noise0.2_s1"
 
 
 def test_every_config_field_that_varies_has_a_tag():
     fixed = {"lr", "momentum", "seed", "epochs", "model", "batch_size"}
-    assert set(experiments.TAGS) == {f.name for f in dataclasses.fields(TrainConfig)} - fixed
+    assert set(store.TAGS) == {f.name for f in dataclasses.fields(TrainConfig)} - fixed
 
 
 def test_noise_study_pairs_sgd_golden_with_adam_at_each_level():
@@ -113,14 +114,15 @@ def test_breakeven_probes_about_fifteen_times_in_one_epoch(monkeypatch):
     assert experiments.GOLDEN_PAIR[0] in experiments.BREAKEVEN_LRS
 
 
-def test_old_records_read_with_the_new_fields_at_their_defaults(tmp_path, monkeypatch):
-    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path))
+def test_old_records_read_with_the_new_fields_at_their_defaults(tmp_path):
     proto = experiments.protocol("quick")
+    results = Store(tmp_path)
     config = {"lr": 0.01, "momentum": 0.9, "epochs": 1, "seed": 0, "model": "cnn", "batch_size": 64,
               "loss": "cross_entropy"}  # a record written before the new fields existed
     run = {"config": config, "train_loss": [1.0], "val_acc": [0.5], "test_acc": [0.5], "diverged": False,
            "wall_time_s": 1.0}
-    experiments.write_record(experiments.run_folder("grid", proto), run, proto, "grid")
-    (loaded,) = experiments.load_records("grid", proto)
+    results.prepare(results.folder("grid", proto), [])
+    results.write(results.folder("grid", proto), run, proto, "grid")
+    (loaded,) = results.load("grid", proto)
     assert TrainConfig(**loaded["config"]) == TrainConfig(lr=0.01, momentum=0.9)
     assert loaded["config"]["optimizer"] == "sgd" and loaded["config"]["label_noise"] == 0.0

@@ -157,12 +157,12 @@ def test_train_reports_divergence(capsys, monkeypatch):
 
 
 def test_interrupted_sweep_exits_130_with_one_line(capsys, monkeypatch):
-    from golden import experiments
+    from golden import runner
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiments, "sweep", interrupt)
+    monkeypatch.setattr(runner, "sweep", interrupt)
     assert exit_status(["sweep", "grid", "--protocol", "quick"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rerun resumes" in err

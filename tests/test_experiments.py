@@ -1,199 +1,24 @@
-"""Checks of golden.experiments (results store, sweeps, summaries) and golden.stats.
+"""Checks of golden.experiments (protocols, the catalogue, promotion, summaries) and golden.stats.
 
-Sweeps run a tiny experiment (2 pairs x 2 seeds, one epoch of a small model on 128 synthetic
-images, a few milliseconds a run) with ``workers=1`` in this process, and store their records
-under pytest's ``tmp_path`` through ``GOLDEN_RESULTS``.
+The store and the sweeps are checked in test_store.py and test_runner.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 import golden.experiments as ex
-from golden.data import MnistSplits, Split
 from golden.experiments import Experiment, ExperimentError, Protocol
+from golden.store import Store, run_id
 from golden.stats import mean_ci, paired_t
-from golden.train import TrainConfig
 
-PAIRS = [(0.05, 0.5), (0.01, 0.9)]
-DIVERGING_LR = 1e12  # one epoch of the MLP at this rate ends in an infinite loss
-TINY = Protocol("tiny", epochs=1, long_epochs=1, seeds=(0, 1), quick_data=True, batch_size=32, model="mlp")
 T_975 = {1: 12.706204736174707, 2: 4.302652729749464}  # Student-t 97.5% quantiles, 1 and 2 d.o.f.
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def synthetic_split(n: int, seed: int) -> Split:
-    generator = torch.Generator().manual_seed(seed)
-    return Split(torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(10, (n,), generator=generator))
-
-
-TINY_DATA = MnistSplits(synthetic_split(128, 1), synthetic_split(32, 2), synthetic_split(32, 3))
-
-
-class Runner:
-    """Stands in for ``run_one``: counts the calls and can simulate Ctrl-C at the n-th call."""
-
-    def __init__(self, real, interrupt_at: int | None = None):
-        self.real, self.interrupt_at, self.calls = real, interrupt_at, []
-
-    def __call__(self, config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
-        if len(self.calls) + 1 == self.interrupt_at:
-            raise KeyboardInterrupt
-        self.calls.append(config)
-        return self.real(config, quick_data, continues)
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> Path:
-    """A tiny experiment 'tiny' on synthetic data, results under tmp_path; its run folder."""
-    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs))
-    monkeypatch.setattr(ex, "mnist", lambda quick, fold=-1, fraction=1.0: TINY_DATA)
-    threads = torch.get_num_threads()  # run_one sets one thread per run
-    yield ex.run_folder("tiny", TINY)
-    torch.set_num_threads(threads)
-
-
-REAL_RUN_ONE = ex.run_one
-
-
-def runner(monkeypatch, interrupt_at: int | None = None) -> Runner:
-    counting = Runner(REAL_RUN_ONE, interrupt_at)
-    monkeypatch.setattr(ex, "run_one", counting)
-    return counting
-
-
-def sweep() -> Path:
-    return ex.sweep("tiny", TINY, workers=1, progress=False)
-
-
-def ids(configs) -> list[str]:
-    return sorted(ex.run_id(config) for config in configs)
-
-
-ALL_IDS = ids(Experiment("tiny", lambda p: ex.as_variants(PAIRS), lambda p: p.epochs).configs(TINY))  # 2 pairs x 2 seeds
-
-
-# ------------------------------------------------------------------------------ the store
-
-
-def test_sweep_stores_one_intact_record_per_run(store, monkeypatch):
-    calls = runner(monkeypatch)
-    assert sweep() == store
-    assert ids(calls.calls) == ALL_IDS and len(calls.calls) == 4
-    assert sorted(p.stem for p in store.glob("*.json")) == ALL_IDS
-    record = ex.read_record(store / f"{ALL_IDS[0]}.json")
-    assert record["experiment"] == "tiny" and record["protocol"]["name"] == "tiny"
-    assert set(record["provenance"]) >= {"python", "torch", "git_commit"}
-    assert store.parent.name == "tiny" and store.name == f"tiny-{TINY.digest()}"
-    assert not list(store.glob("*.tmp"))
-
-
-def test_a_finished_sweep_does_nothing_the_second_time(store, monkeypatch):
-    sweep()
-    before = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
-    calls = runner(monkeypatch)
-    sweep()
-    assert calls.calls == []
-    assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")} == before
-
-
-def test_an_interrupted_sweep_resumes_where_it_stopped(store, monkeypatch):
-    first = runner(monkeypatch, interrupt_at=3)  # Ctrl-C while the third run trains
-    with pytest.raises(KeyboardInterrupt):
-        sweep()
-    done = {p.name: p.read_bytes() for p in store.glob("*.json")}
-    assert sorted(name.removesuffix(".json") for name in done) == ids(first.calls) and len(done) == 2
-
-    second = runner(monkeypatch)
-    sweep()
-    assert len(second.calls) == 2 and not set(ids(second.calls)) & set(ids(first.calls))  # none redone
-    assert sorted(p.stem for p in store.glob("*.json")) == ALL_IDS  # each run exactly once
-    assert {name: (store / name).read_bytes() for name in done} == done  # earlier records untouched
-    assert len(ex.load_records("tiny", TINY)) == 4
-
-
-def alter_a_number(path: Path) -> None:
-    record = json.loads(path.read_text())
-    record["run"]["test_acc"][-1] += 0.01  # the checksum is left as it was
-    path.write_text(json.dumps(record, indent=1, sort_keys=True))
-
-
-def test_corrupt_records_are_detected_and_rerun(store, monkeypatch):
-    sweep()
-    truncated, altered, intact, interrupted = (store / f"{run}.json" for run in ALL_IDS)
-    truncated.write_text(truncated.read_text()[: len(truncated.read_text()) // 2])
-    alter_a_number(altered)
-    interrupted.rename(interrupted.with_suffix(".json.tmp"))  # killed between write and rename
-    stray = intact.with_suffix(".json.tmp")
-    stray.write_text("{half a rec")
-
-    assert ex.read_record(truncated) is None and ex.read_record(altered) is None
-    assert ex.read_record(intact) is not None
-    configs = ex.experiment("tiny").configs(TINY)
-    assert ids(ex.pending(configs, store)) == sorted([truncated.stem, altered.stem, interrupted.stem])
-    assert len(ex.load_records("tiny", TINY)) == 1  # neither corrupt records nor .tmp files count
-
-    calls = runner(monkeypatch)
-    sweep()
-    assert ids(calls.calls) == sorted([truncated.stem, altered.stem, interrupted.stem])
-    assert all(ex.read_record(store / f"{run}.json") is not None for run in ALL_IDS)
-    assert ex.pending(configs, store) == []
-    assert len(ex.load_records("tiny", TINY)) == 4
-
-
-@pytest.mark.parametrize("text", ["", "null", "[]", "42", '"x"', '{"checksum": "0"}', "{not json"])
-def test_read_record_rejects_what_is_not_a_record(tmp_path, text):
-    path = tmp_path / "r.json"
-    path.write_text(text)
-    assert ex.read_record(path) is None
-    assert ex.read_record(tmp_path / "missing.json") is None
-
-
-def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(store, monkeypatch):
-    pairs = [(DIVERGING_LR, 0.9)] + PAIRS
-    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", Experiment("tiny", lambda proto: ex.as_variants(pairs), lambda p: p.epochs))
-    calls = runner(monkeypatch)
-    sweep()
-    assert len(calls.calls) == 6
-    runs = ex.load_records("tiny", TINY)
-    assert len(runs) == 6
-    diverged = [run for run in runs if run["diverged"]]
-    assert sorted(run["config"]["seed"] for run in diverged) == [0, 1]
-    assert all(run["config"]["lr"] == DIVERGING_LR for run in diverged)
-    assert all(math.isinf(run["train_loss"][-1]) and run["val_acc"] == [] for run in diverged)
-    assert all(len(run["test_acc"]) == 1 for run in runs if not run["diverged"])
-    rows = {row["pair"]: row for row in ex.summarise(runs)}
-    assert rows[(DIVERGING_LR, 0.9)]["diverged"] == 2 and math.isnan(rows[(DIVERGING_LR, 0.9)]["test_acc_mean"])
-    assert rows[PAIRS[0]]["diverged"] == 0
-
-
-def test_same_seed_same_record(store):
-    """Two real runs of the paper's CNN (dropout included) with one seed: equal histories."""
-    config = TrainConfig(lr=0.05, momentum=0.9, epochs=2, seed=7, batch_size=32)
-    first, second = ex.run_one(config, True), ex.run_one(config, True)
-    assert first.pop("wall_time_s") > 0
-    second.pop("wall_time_s")
-    assert first == second
-    assert len(first["train_loss"]) == 2 and not first["diverged"]
-    other = ex.run_one(dataclasses.replace(config, seed=8), True)
-    assert other["train_loss"] != first["train_loss"]  # the seed does matter
-
-
-def test_distinct_configs_get_distinct_run_ids():
-    a, b = TrainConfig(lr=0.0158679, momentum=0.9), TrainConfig(lr=0.01586792, momentum=0.9)
-    assert ex.run_id(a) != ex.run_id(b)
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -242,7 +67,7 @@ protocols = st.builds(
 @given(protocols, protocols)
 def test_digest_is_equal_exactly_for_equal_protocols(p, q):
     assert (p.digest() == q.digest()) == (p == q)
-    assert ex.run_folder("grid", p) == ex.run_folder("grid", Protocol(**dataclasses.asdict(p)))
+    assert Store("r").folder("grid", p) == Store("r").folder("grid", Protocol(**dataclasses.asdict(p)))
 
 
 def test_unknown_names_are_refused():
@@ -330,7 +155,7 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
     assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 10
     assert pairs1[2:] == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:8]
     assert {(c.epochs, c.fold, c.seed) for c in rung1} == {(10, k, k) for k in (0, 1, 2)}
-    assert len(rung1) == 30 and ex.run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
+    assert len(rung1) == 30 and run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
     with pytest.raises(ExperimentError, match="finished contenders10"):
         ex.EXPERIMENTS["contenders30"].configs(book)
     score = lambda lr, m: lr + m / 100  # noqa: E731 - distinct for every pair
@@ -341,9 +166,10 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
     assert len(rung2) == 18 and {(c.epochs, c.fold) for c in rung2} == {(30, k) for k in (0, 1, 2)}
 
 
-def test_long_run_needs_the_finished_grid(store):
+def test_long_run_needs_the_finished_grid(monkeypatch):
+    monkeypatch.setattr(ex, "load_records", lambda name, proto: [])
     with pytest.raises(ExperimentError, match="finished grid"):
-        ex.long_run_pairs(TINY)
+        ex.long_run_pairs(ex.PROTOCOLS["book"])
 
 
 # ------------------------------------------------------------------------------ statistics
