@@ -10,9 +10,9 @@ golden pair), fp32 numerics and [-1, 1] MNIST data:
 2. golden's trainer: the very epoch function :func:`golden.train.train` runs (in-memory
    tensor indexing, ``channels_last``, :class:`~golden.models.FastPaperCNN`, which computes
    the same numbers bit for bit), with torch's default number of threads;
-3. a sweep: one spawned process per core, one thread each, all running golden's trainer at once
-   and without pause, as the experiment runner's workers do; its rate is their steps counted
-   together over a window;
+3. a sweep: one single-threaded worker per core of the runner's Dask cluster, each training
+   golden's trainer for a window's steps as one task; the same tasks through a plain process
+   pool (the runner before Dask) in alternate windows, so the table shows the engine's cost;
 4. the ceiling: the best fp32 ``torch.mm`` rate with all threads, against the CNN's training
    FLOPs per image as ``FlopCounterMode`` counts them (convolutions and matrix products only;
    ReLU, pooling, dropout, the loss and the optimiser step are not counted).
@@ -126,51 +126,41 @@ def side_by_side(steps: int, warmup: int, windows: int, matmul_n: int) -> dict[s
     return rates
 
 
-def _sweep_worker(seed: int, warmup: int, ready, steps_done, stop) -> None:
-    """Train without pause, one thread, counting steps until told to stop: a runner's worker."""
-    torch.set_num_threads(1)
-    setup = _warm_trainer(seed, warmup)
-    batches = len(setup[2]) // BATCH
-    ready.release()
-    step = warmup
-    while not stop.is_set():
-        _trainer_steps(setup, step % batches, 1)
-        step += 1
-        with steps_done.get_lock():
-            steps_done.value += 1
+_TRAINER: list = []  # the one warm trainer of a sweep process, built by its first task
 
 
-def _check_alive(processes) -> None:
-    if any(process.exitcode not in (None, 0) for process in processes):
-        raise RuntimeError("a sweep worker failed; see its traceback above")
+def _train_steps(seed: int, warmup: int, steps: int) -> None:
+    """``steps`` one-thread steps of this process's trainer (built and warmed up on first use):
+    the work of a runner's worker, as one task."""
+    torch.set_num_threads(THREADS_PER_RUN)
+    if not _TRAINER:
+        _TRAINER.append([_warm_trainer(seed, warmup), warmup])
+    setup, first = _TRAINER[0]
+    batches = len(setup[2]) // BATCH - steps
+    _trainer_steps(setup, first % batches, steps)
+    _TRAINER[0][1] = first + steps
 
 
-def sweep_rate(steps: int, warmup: int, windows: int, workers: int) -> float:
-    """Total images per second of ``workers`` single-threaded trainer processes that all train
-    without pause, as the experiment runner's workers do: the best of ``windows`` windows, each
-    lasting until ``workers * steps`` more steps are done between them."""
-    context = multiprocessing.get_context("spawn")
-    ready, steps_done, stop = context.Semaphore(0), context.Value("q", 0), context.Event()
-    processes = [context.Process(target=_sweep_worker, args=(seed, warmup, ready, steps_done, stop))
-                 for seed in range(workers)]
-    for process in processes:
-        process.start()
-    best = 0.0
-    try:
-        for _ in processes:
-            while not ready.acquire(timeout=0.1):
-                _check_alive(processes)
+def engine_rates(steps: int, warmup: int, windows: int, workers: int) -> dict[str, float]:
+    """Images/s of ``workers`` one-thread trainers, one task of ``steps`` steps each per window,
+    sent through the runner's Dask cluster and through a plain process pool (the runner before
+    Dask), their windows taken in turn: what the engine costs a sweep. Best window of each."""
+    from golden.runner import cluster_client
+
+    tasks = [(seed, warmup, steps) for seed in range(workers)]
+    with cluster_client(None, workers) as client, multiprocessing.get_context("spawn").Pool(workers) as pool:
+        engines = {
+            "dask": lambda: client.gather([client.submit(_train_steps, *task, pure=False) for task in tasks]),
+            "pool": lambda: pool.starmap(_train_steps, tasks, chunksize=1),
+        }
+        client.run(lambda: _train_steps(0, warmup, 1))  # every Dask worker builds its trainer
+        for _ in range(2):  # and every pool process (a task lands on any idle process)
+            engines["pool"]()
+        rates: dict[str, list[float]] = {name: [] for name in engines}
         for _ in range(windows):
-            first, start = steps_done.value, time.perf_counter()
-            while steps_done.value < first + workers * steps:
-                _check_alive(processes)
-                time.sleep(0.005)
-            best = max(best, (steps_done.value - first) * BATCH / (time.perf_counter() - start))
-    finally:
-        stop.set()
-        for process in processes:
-            process.join()
-    return best
+            for name, send in engines.items():
+                rates[name].append(workers * steps * BATCH / _timed(send))
+    return {name: max(values) for name, values in rates.items()}
 
 
 def matmul_gflops(n: int, repeats: int = 5) -> float:
@@ -225,7 +215,8 @@ def run(quick: bool = False) -> list[str]:
     workers = os.cpu_count() or 1
     load = os.getloadavg()[0]  # other work on the machine slows every row, the multi-threaded ones most
     rates = side_by_side(*timing, sizes["matmul_n"])
-    sweep = sweep_rate(*timing, workers)
+    engines = engine_rates(*timing, workers)
+    sweep = engines["dask"]
     ceilings = rates["ceiling"] + [matmul_gflops(sizes["matmul_n"])]  # once more, right after the sweep
     plain, single, ceiling = max(rates["plain"]), max(rates["single"]), max(ceilings)
     flops = training_flops_per_image()
@@ -243,11 +234,13 @@ def run(quick: bool = False) -> list[str]:
         f"{'':<36}{'img/s':>9}{'GFLOP/s':>10}{'of ceiling':>12}{'vs plain':>11}",
         row("plain loop (DataLoader, NCHW)", plain),
         row(f"golden trainer ({threads} threads)", single),
-        row(f"golden sweep ({workers} procs x 1 thread)", sweep),
+        row(f"golden sweep (Dask, {workers} workers x 1 thread)", sweep),
+        row(f"same via a process pool ({workers} procs)", engines["pool"]),
         f"{ceiling_name:<36}{'':>9}{ceiling:>10.1f}{1:>12.0%}   (measured {min(ceilings):.0f}-{max(ceilings):.0f})",
         f"training FLOPs per image: {flops / 1e6:.2f} M (FlopCounterMode: convolutions and matmuls only)",
         f"single run: {single / plain:.2f}x the plain loop, {share(single):.0%} of the ceiling",
         f"sweep: {sweep / plain:.2f}x the plain loop, {share(sweep):.0%} of the ceiling",
+        f"Dask runner / process pool: {sweep / engines['pool']:.2f}x (the engine's cost; target >= 0.95x)",
     ]
     print("\n".join(lines), flush=True)
     return lines

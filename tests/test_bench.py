@@ -27,15 +27,17 @@ ROW = re.compile(r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)\s+(?P<gflops>[\d.]+)\s+(?P<
 def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
     lines = bench.run(quick=True)
     rows = {match["name"].split(" (")[0]: match for match in map(ROW.match, lines) if match}
-    assert list(rows) == ["plain loop", "golden trainer", "golden sweep"]
-    assert f"({os.cpu_count()} procs x 1 thread)" in lines[4]
+    assert list(rows) == ["plain loop", "golden trainer", "golden sweep", "same via a process pool"]
+    assert f"(Dask, {os.cpu_count()} workers x 1 thread)" in lines[4]
     plain = float(rows["plain loop"]["rate"].replace(",", ""))
-    flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[6])[1]) * 1e6
+    flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[7])[1]) * 1e6
     for match in rows.values():
         rate = float(match["rate"].replace(",", ""))
         assert rate > 0
         assert float(match["ratio"]) == pytest.approx(rate / plain, abs=0.006)
         assert float(match["gflops"]) == pytest.approx(rate * flops / 1e9, abs=0.06)
     single, sweep = (float(rows[name]["ratio"]) for name in ("golden trainer", "golden sweep"))
-    assert lines[-2].startswith(f"single run: {single:.2f}x the plain loop")
-    assert lines[-1].startswith(f"sweep: {sweep:.2f}x the plain loop")
+    assert lines[-3].startswith(f"single run: {single:.2f}x the plain loop")
+    assert lines[-2].startswith(f"sweep: {sweep:.2f}x the plain loop")
+    dask, pool = (float(rows[name]["rate"].replace(",", "")) for name in ("golden sweep", "same via a process pool"))
+    assert lines[-1].startswith(f"Dask runner / process pool: {dask / pool:.2f}x")
