@@ -7,6 +7,7 @@ the displays themselves.
 """
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -204,3 +205,34 @@ def test_reverse_table_agrees_with_the_displays():
                 restated.setdefault(n, set()).add(label)
     reverse = {n: set(labels) for n, labels in reverse_rows().items() if labels}
     assert reverse == restated
+
+
+# ------------------------------------------------------------ notebooks to download
+
+
+@pytest.mark.book
+def test_every_notebook_page_offers_its_executed_notebook(quick_book):
+    """Each chapter page links its executed .ipynb in the download menu, and the file,
+    there in the build, holds the chapter's code cells with their outputs."""
+    from conftest import HTML_DIR, toc_files
+
+    assert quick_book.returncode == 0, "the quick build failed; see test_book.py"
+    problems = []
+    for doc in toc_files():
+        source = (REPO_ROOT / f"{doc}.md").read_text()
+        if "kernelspec" not in source.split("\n---\n", 1)[0]:
+            continue  # not a notebook (references)
+        page = (HTML_DIR / f"{doc}.html").read_text()
+        name = Path(doc).name
+        link = re.search(rf'href="([^"]*_sources/{re.escape(doc)}\.ipynb)"', page)
+        notebook = HTML_DIR / "_sources" / f"{doc}.ipynb"
+        if not link or "download-notebook-button" not in page:
+            problems.append(f"{name}: no .ipynb in the download menu")
+        elif not notebook.is_file():
+            problems.append(f"{name}: {link.group(1)} is not in the build")
+        else:
+            cells = json.loads(notebook.read_text())["cells"]
+            code = [cell for cell in cells if cell["cell_type"] == "code"]
+            if "{code-cell}" in source and not any(cell["outputs"] for cell in code):
+                problems.append(f"{name}: the notebook holds no outputs")
+    assert not problems, "\n".join(problems)

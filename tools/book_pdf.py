@@ -60,9 +60,37 @@ READY = """(async () => {
     images: images.length,
     broken: images.filter((im) => !(im.naturalWidth > 0)).map((im) => im.src),
     equation_numbers: Array.from(document.querySelectorAll("span.eqno"))
-      .map((e) => e.textContent.trim()),
+      .map((e) => e.firstChild.textContent.trim()),  // without the "#" link
   };
 })()"""
+
+
+FIT = """(async () => {
+  const style = document.createElement("style");
+  style.textContent = `pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+    div.math, mjx-container, .pst-scrollable-table-container {
+      overflow: visible !important; }`;
+  document.head.appendChild(style);
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  let fitted = 0;
+  const fit = (element, room) => {
+    if (element.scrollWidth > room + 1) {
+      element.style.zoom = (room / element.scrollWidth).toFixed(4);
+      fitted++;
+    }
+  };
+  for (const div of document.querySelectorAll("div.math")) {
+    const formula = div.querySelector("mjx-container");
+    const number = div.querySelector(".eqno");
+    if (formula) fit(formula, div.clientWidth - (number ? number.offsetWidth + 8 : 0));
+  }
+  for (const table of document.querySelectorAll("article table")) {
+    fit(table, table.parentElement.clientWidth);
+  }
+  return fitted;
+})()"""
+"""Wide formulas and tables are scaled down to the printed width, long code lines wrap:
+nothing is cut off at the page's edge (on the screen they scroll instead)."""
 
 
 class PdfError(RuntimeError):
@@ -250,6 +278,14 @@ def print_page(html_dir: Path, page: str, out: Path, timeout_s: float = 600) -> 
                 if problems:
                     raise PdfError("not printed: " + "; ".join(problems))
                 width, height = A4_INCHES
+                # lay the page out as it will be printed, then fit what is too wide
+                browser.call("Emulation.setEmulatedMedia", session, media="print")
+                browser.call("Emulation.setDeviceMetricsOverride", session,
+                             width=round((width - 2 * MARGIN_INCHES) * 96), height=1000,
+                             deviceScaleFactor=1, mobile=False)
+                fitted = browser.call("Runtime.evaluate", session, expression=FIT,
+                                      awaitPromise=True, returnByValue=True)
+                report["scaled_to_fit"] = fitted["result"].get("value")
                 printed = browser.call(
                     "Page.printToPDF", session, printBackground=True, paperWidth=width,
                     paperHeight=height, marginTop=MARGIN_INCHES,
