@@ -67,7 +67,8 @@ READY = """(async () => {
 
 FIT = """(async () => {
   const style = document.createElement("style");
-  style.textContent = `pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+  style.textContent = `pre {
+      white-space: pre-wrap !important; overflow-wrap: anywhere; }
     div.math, mjx-container, .pst-scrollable-table-container {
       overflow: visible !important; }`;
   document.head.appendChild(style);
