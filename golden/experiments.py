@@ -12,7 +12,7 @@ from typing import Callable
 from golden import theory
 from golden.data import mnist
 from golden.protocols import PROTOCOLS, THREADS_PER_RUN, ExperimentError, Protocol, protocol
-from golden.store import Store
+from golden.store import Store, run_id
 from golden.train import TrainConfig
 
 __all__ = ["PROTOCOLS", "THREADS_PER_RUN", "ExperimentError", "Protocol", "protocol", "TrainConfig"]
@@ -82,9 +82,11 @@ def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
 
 
 def finished_runs(experiment_name: str, proto: Protocol, needed_by: str) -> list[dict]:
-    """The stored runs of an experiment that another one builds on; an error if incomplete."""
-    runs = load_records(experiment_name, proto)
-    if len(runs) < len(experiment(experiment_name).configs(proto)):
+    """The stored runs of the configurations of an experiment that another one builds on (any
+    other record in its folder is left out); an error if one is missing."""
+    wanted = {run_id(config) for config in experiment(experiment_name).configs(proto)}
+    runs = [run for run in load_records(experiment_name, proto) if run_id(TrainConfig(**run["config"])) in wanted]
+    if len(runs) < len(wanted):
         raise ExperimentError(f"{needed_by} needs the finished {experiment_name} under protocol "
                               f"'{proto.name}': run that first")
     return runs
@@ -99,7 +101,7 @@ def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
 # rung of long_epochs (10 under 'book'), that rung promotes to a final one three times as long
 # (30), each on folds 0, 1, 2 of the 10-fold cross-validation. A promoted run goes on from its
 # shorter run (same seed and fold) instead of starting again: the numbers are the same.
-RUNG_PROMOTED = (8, 4)  # pairs promoted besides the golden and the common pair, per rung
+RUNG_PROMOTED = (6, 4)  # pairs promoted besides the golden and the common pair, per rung
 
 
 def rung_epochs(proto: Protocol) -> tuple[int, int]:

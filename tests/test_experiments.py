@@ -143,7 +143,7 @@ def test_promotion_ranks_pairs_with_all_seeds_diverged_last():
 
 
 def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeypatch):
-    """Rung 1 takes the golden, the common and the 8 best grid pairs; rung 2 the golden, the
+    """Rung 1 takes the golden, the common and the 6 best grid pairs; rung 2 the golden, the
     common and the 4 best of rung 1; both run folds 0, 1, 2 at 10 and 30 epochs (book)."""
     book = ex.PROTOCOLS["book"]
     grid = [run(lr, m, seed, val / 100, val / 100, 0.1) for val, (lr, m) in enumerate(ex.grid_pairs())
@@ -152,14 +152,16 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
     monkeypatch.setattr(ex, "load_records", lambda name, proto: stored.get(name, []))
     rung1 = ex.EXPERIMENTS["contenders10"].configs(book)
     pairs1 = ex.contender_pairs(book, 0)
-    assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 10
-    assert pairs1[2:] == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:8]
+    assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 8
+    assert pairs1[2:] == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:6]
     assert {(c.epochs, c.fold, c.seed) for c in rung1} == {(10, k, k) for k in (0, 1, 2)}
-    assert len(rung1) == 30 and run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
+    assert len(rung1) == 24 and run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
     with pytest.raises(ExperimentError, match="finished contenders10"):
         ex.EXPERIMENTS["contenders30"].configs(book)
     score = lambda lr, m: lr + m / 100  # noqa: E731 - distinct for every pair
-    stored["contenders10"] = [run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1]
+    rung1_runs = [run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1]
+    stored["contenders10"] = [{**r, "config": {**r["config"], "fold": r["config"]["seed"]}} for r in rung1_runs]
+    stored["contenders10"].append(run(0.2, 0.925, 0, 1.0, 1.0, 0.1))  # not a rung-1 run: left out
     rung2 = ex.EXPERIMENTS["contenders30"].configs(book)
     ranked = sorted(pairs1[2:], key=lambda pair: -score(*pair))
     assert ex.contender_pairs(book, 1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, *ranked[:4]]
