@@ -69,8 +69,9 @@ def bibtex(key: str = "golden_book") -> str:
         "author": " and ".join(_bibtex_name(author) for author in cff["authors"]),
         "year": year(),
         "howpublished": "Executable book (Jupyter Book)",
-        "version": str(cff["version"]),
-        "note": f"Reproduction of {reproduced['title']} ({arxiv}); commit {commit()}",
+        "version": f"{cff['version']} (commit {commit()})",
+        "note": f"Reproduces {arxiv}, {reproduced['authors'][0]['family-names']} "
+                f"{reproduced['year']}",
     }
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields.items())
     return f"@misc{{{key},\n{body}\n}}"

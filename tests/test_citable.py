@@ -134,7 +134,8 @@ def test_bibtex_entry_is_built_from_citation_cff(cff):
     assert entry.count("{") == entry.count("}")
     assert f"title = {{{{{cff['title']}}}}}" in entry
     assert re.search(r"year = \{\d{4}\}", entry)
-    assert "arXiv:2006.04751" in entry and f"version = {{{cff['version']}}}" in entry
+    assert "arXiv:2006.04751" in entry and f"version = {{{cff['version']} (commit" in entry
+    assert max(len(line) for line in entry.splitlines()) <= 88
 
 
 def test_how_to_cite_page_is_in_the_book_and_uses_golden_publish():
