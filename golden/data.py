@@ -4,18 +4,19 @@ Two ways to hold out the 6,000 validation images: the book's one fixed random 10
 -1), or fold k of the source's 10-fold cross-validation (stratified by class). Either may
 start from a stratified fraction of the training images (the source's 50% subset).
 
-The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`),
-or downloaded, into golden's own data folder, checked against their md5 and decoded in
-memory: no unpacked copy and no torchvision ``processed/*.pt`` cache is ever read, so
-the data are always the verified bytes.
+The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`) into
+golden's own data folder after an md5 check. Each load hands links to them to
+``torchvision.datasets.MNIST(download=True)`` in a fresh folder of its own, where torchvision
+checks the md5 again (or downloads, where there is no source) and unpacks them; the folder is
+removed after reading. So no unpacked file or ``processed/*.pt`` cache that lingers, and no
+other process's half-unpacked file, is ever read: the data are always the verified bytes.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import math
+import os
 import shutil
-import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import torch
 from torchvision.datasets import MNIST
-from torchvision.datasets.utils import download_url
 
 from golden import settings
 
@@ -88,7 +88,7 @@ def stage_raw_files(
     source: Path | None, root: Path, dataset: type[MNIST] = MNIST
 ) -> Path:
     """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking
-    their md5, or download them where there is no source; the folder that holds them.
+    their md5 (without a source, torchvision downloads them later); the folder that holds them.
 
     Files already staged with the right checksum are kept; the source is only read.
     """
@@ -102,8 +102,7 @@ def stage_raw_files(
         if _has_md5(target, expected):
             continue
         if source is None:
-            download(raw, name, expected, dataset.mirrors)
-            continue
+            continue  # torchvision downloads it, and checks its md5
         found = _find_source_file(source, name)
         if found is None:
             raise DataError(
@@ -125,64 +124,40 @@ def stage_raw_files(
     return raw
 
 
-def download(raw: Path, name: str, expected: str, mirrors: list[str]) -> None:
-    """Fetch ``name`` into ``raw`` from the first mirror that serves the right md5."""
-    reason = "no mirror"
-    for mirror in mirrors:
-        try:
-            download_url(f"{mirror}{name}", str(raw), filename=name, md5=expected)
-            return
-        except (OSError, RuntimeError) as error:  # no network (URLError), bad md5
-            reason = " ".join(str(error).split())
-    raise DataError(
-        f"{name} could not be downloaded into {raw} ({reason}): set "
-        "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, "
-        "or retry with internet access."
-    )
-
-
-def read_idx(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
-    """The uint8 items of ``shape`` in a gzip'ed IDX file; a file whose compression,
-    header or size is wrong is a DataError."""
-    try:
-        data = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"cannot decompress {path} ({error}): "
-                        "replace it with the official MNIST file.") from None
-    ndim = 1 + len(shape)
-    header = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", data[4:header]) if len(data) >= header else (0,)
-    valid = (data[:4] == bytes([0, 0, 0x08, ndim]) and dims[0] > 0 and dims[1:] == shape
-             and len(data) == header + math.prod(dims))
-    if not valid:
-        raise DataError(f"{path} is not an IDX file of uint8 items of shape {shape}: "
-                        "replace it with the official MNIST file.")
-    items = torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header)
-    return items.view(dims)
-
-
-def read_set(raw: Path, prefix: str) -> Split:
-    """Images and labels of ``train`` or ``t10k``: as many of each, labels digits."""
-    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", (28, 28))
-    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", ()).long()
-    if len(images) != len(labels):
-        raise DataError(f"{raw} holds {len(images)} {prefix} images but {len(labels)} "
-                        "labels: replace the files with the official MNIST files.")
-    if int(labels.max()) >= CLASSES:
-        raise DataError(f"{raw} holds a {prefix} label {int(labels.max())}, not a "
-                        "digit: replace the files with the official MNIST files.")
-    return Split(images, labels)
-
-
 def load_raw(
     source: Path | None = None, root: Path | None = None, dataset: type[MNIST] = MNIST
 ) -> tuple[Split, Split]:
-    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits,
-    decoded from the md5-verified ``.gz`` files and nothing else."""
+    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits, read by
+    torchvision from the md5-verified ``.gz`` files, unpacked afresh (see the module's doc)."""
     source = settings.mnist_source() if source is None else source
     root = settings.data_home() if root is None else root
     raw = stage_raw_files(source, root, dataset)
-    return read_set(raw, "train"), read_set(raw, "t10k")
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    except OSError as error:
+        raise _unwritable(root, error) from None
+    try:
+        (scratch / dataset.__name__ / "raw").mkdir(parents=True)
+        for staged in raw.glob("*.gz"):
+            os.link(staged, scratch / dataset.__name__ / "raw" / staged.name)
+        sets = [dataset(str(scratch), train=train, download=True) for train in (True, False)]
+    except (RuntimeError, OSError, ValueError, EOFError, zlib.error) as error:
+        raise DataError(
+            f"MNIST could not be read from {raw} ({' '.join(str(error).split())}): set "
+            "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, or retry with "
+            "internet access."
+        ) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return tuple(checked(Split(part.data, part.targets), raw) for part in sets)
+
+
+def checked(part: Split, raw: Path) -> Split:
+    """``part`` if it has as many labels as images and every label is a digit."""
+    if len(part.images) != len(part.labels) or int(part.labels.max()) >= CLASSES:
+        raise DataError(f"{raw} holds {len(part.images)} images, {len(part.labels)} labels, the "
+                        f"largest {int(part.labels.max())}: replace them with the official MNIST files.")
+    return part
 
 
 def scale(images: torch.Tensor) -> torch.Tensor:

@@ -246,11 +246,11 @@ def load_tiny(monkeypatch, source: Path, home: Path, tiny) -> None:
 
 # file, how it is altered, words; each passes its md5 (the class lists the altered md5)
 BAD_CONTENT = {
-    "label 255": (FILES[1], lambda p: repack(p, label_255), ["train label 255"]),
+    "label 255": (FILES[1], lambda p: repack(p, label_255), ["the largest 255"]),
     "counts differ": (FILES[3], lambda p: repack(p, one_label_fewer),
-                      [f"{N_TEST} t10k images but {N_TEST - 1} labels"]),
-    "truncated": (FILES[0], lambda p: repack(p, truncated), ["not an IDX file"]),
-    "not gzip": (FILES[2], as_plain_bytes, ["cannot decompress", FILES[2]]),
+                      [f"{N_TEST} images, {N_TEST - 1} labels"]),
+    "truncated": (FILES[0], lambda p: repack(p, truncated), ["could not be read", "is invalid"]),
+    "not gzip": (FILES[2], as_plain_bytes, ["could not be read", "Not a gzipped file"]),
 }
 
 
