@@ -217,8 +217,7 @@ def test_every_notebook_page_offers_its_executed_notebook(quick_book):
     there in the build, holds the chapter's code cells with their outputs."""
     from conftest import HTML_DIR, toc_files
 
-    assert quick_book.returncode == 0, "the quick build failed; see test_book.py"
-    problems = []
+    problems = []  # a chapter that failed to execute is test_book.py's to report
     for doc in toc_files():
         source = (REPO_ROOT / f"{doc}.md").read_text()
         if "kernelspec" not in source.split("\n---\n", 1)[0]:
