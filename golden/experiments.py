@@ -209,6 +209,17 @@ def summarise(runs: list[dict], key: Callable[[dict], tuple] = pair_of) -> list[
     return rows
 
 
+NEEDS = {"long": ("grid",), "contenders10": ("grid",), "contenders30": ("grid", "contenders10")}
+
+
+def complete_runs(experiment_name: str, proto: Protocol) -> list[dict] | None:
+    """The stored runs of every configuration of an experiment, or None while one is missing."""
+    try:
+        return finished_runs(experiment_name, proto, "")
+    except ExperimentError:  # a run is missing, or the experiment builds on one not finished
+        return None
+
+
 def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Protocol, list[dict], bool]:
     """The complete stored runs under ``preferred``, else the ``quick`` protocol's (run now if missing).
 
@@ -217,19 +228,14 @@ def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Prot
     """
     for name in (preferred, "quick"):
         proto = protocol(name)
-        try:
-            expected = len(experiment(experiment_name).configs(proto))
-        except ExperimentError:  # e.g. the long run before its grid exists
-            expected = None
-        runs = load_records(experiment_name, proto)
-        if expected is not None and len(runs) == expected:
+        runs = complete_runs(experiment_name, proto)
+        if runs is not None:
             return proto, runs, name != preferred
     from golden.runner import sweep  # the runner builds on this module, not the other way round
 
-    if experiment_name == "long":
-        sweep("grid", proto, progress=False)
-    sweep(experiment_name, proto, progress=False)
-    return proto, load_records(experiment_name, proto), True
+    for needed in (*NEEDS.get(experiment_name, ()), experiment_name):
+        sweep(needed, proto, progress=False)
+    return proto, finished_runs(experiment_name, proto, "this chapter"), True
 
 
 def curves(runs: list[dict], metric: str, key: Callable[[dict], tuple] = pair_of) -> dict[tuple, list[list[float]]]:

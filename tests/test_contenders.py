@@ -114,3 +114,12 @@ def test_rank_figure_follows_each_pair_through_the_rungs():
     assert lines == {(2, 1, 2), (1, 2, 1), (3, 3)}  # golden, other, common (cut after 10 epochs)
     plt.close(fig)
     assert contenders.missed(grid, [GOLDEN_PAIR, OTHER, COMMON_PAIR]) == ((0.001, 0.9), 4, 0.90)
+
+
+def test_missed_text_names_the_slowest_pair_left_out():
+    grid = [fold_run(pair, -1, acc, epochs=2) | {"config": {"lr": pair[0], "momentum": pair[1], "seed": s,
+                                                            "fold": -1, "epochs": 2}}
+            for s in range(2) for pair, acc in ((GOLDEN_PAIR, 0.97), ((0.001, 0.9), 0.90), ((0.0001, 0.9), 0.5))]
+    text = contenders.missed_text(grid, runs_of({GOLDEN_PAIR: [0.99] * 3}))
+    assert "η=0.0001, α=0.9, rank 3 of 3 after 2 epochs (mean validation accuracy 0.5000)" in text
+    assert "with 3 folds instead of ten" in text

@@ -280,3 +280,14 @@ def test_distinct_configs_get_distinct_run_ids():
     a, b = TrainConfig(lr=0.0158679, momentum=0.9), TrainConfig(lr=0.01586792, momentum=0.9)
     assert run_id(a) != run_id(b)
     assert run_id(TrainConfig(lr=0.01, momentum=0.9, fold=3, data_fraction=0.5)) == "lr0.01_m0.9_f3_frac0.5_s0"
+
+
+def test_every_committed_record_is_strict_json_and_counts(repo_root):
+    """The records in results/ parse with a strict JSON parser (no Infinity or NaN) and each
+    passes the store's checks: checksum, file name and folder."""
+    results = Store(repo_root / "results")
+    paths = sorted(results.root.glob("*/*/*.json"))
+    assert paths, "no stored records"
+    for path in paths:
+        json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in {path}"))
+        assert results.read(path) is not None, path
