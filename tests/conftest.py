@@ -17,6 +17,8 @@ import yaml
 os.environ.setdefault("GOLDEN_QUICK", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import book_pdf  # noqa: E402  (tools/ is not a package; its one reader of _toc.yml serves here too)
 
 
 @pytest.fixture(scope="session")
@@ -55,18 +57,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def toc_files() -> list[str]:
     """Every document named in _toc.yml (root first), without suffix."""
     toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts") or []:
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in book_pdf.toc_documents(toc)]
 
 
 @dataclass
