@@ -1,11 +1,13 @@
 """The 30-epoch question, answered from the contenders' records (successive halving).
 
-The stored 2-epoch grid promotes pairs to a 10-epoch rung, and that rung to a 30-epoch rung
-(the rule is in :mod:`golden.experiments`); both rungs train folds 0, 1, 2 of the 10-fold
-cross-validation. Here the final rung's runs become per-pair results, the golden pair is
-compared with every other pair paired by fold (never by position), the comparisons are
-corrected together (Holm), and the verdict is a value whose prose is built from its numbers.
+The stored 2-epoch grid promotes pairs to a 10-epoch rung, and that rung to a 30-epoch
+rung (the rule is in :mod:`golden.experiments`); both rungs train folds 0, 1, 2 of the
+10-fold cross-validation. Here the final rung's runs become per-pair results, the golden
+pair is compared with every other pair paired by fold (never by position), the
+comparisons are corrected together (Holm), and the verdict is a value whose prose is
+built from its numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +32,8 @@ def label(pair: Pair) -> str:
 
 @dataclass(frozen=True)
 class PairResult:
-    """One pair's final test and validation accuracies by fold, from runs that learned."""
+    """One pair's final test and validation accuracies by fold, from runs that
+    learned."""
 
     pair: Pair
     test_by_fold: dict[int, float]
@@ -48,13 +51,15 @@ class PairResult:
 
 
 def pair_results(runs: list[dict], epoch: int | None = None) -> dict[Pair, PairResult]:
-    """Per-pair results at ``epoch`` (default: each run's last), replicates keyed by fold (or
-    by seed for runs on the fixed split). Diverged runs and runs that did not learn are
-    counted, never averaged in."""
+    """Per-pair results at ``epoch`` (default: each run's last), replicates keyed by
+    fold (or by seed for runs on the fixed split). Diverged runs and runs that did not
+    learn are counted, never averaged in."""
     grouped: dict[Pair, dict] = {}
     for run in runs:
         pair = pair_of(run["config"])
-        entry = grouped.setdefault(pair, {"test": {}, "val": {}, "diverged": 0, "unlearned": 0})
+        entry = grouped.setdefault(
+            pair, {"test": {}, "val": {}, "diverged": 0, "unlearned": 0}
+        )
         config = run["config"]
         replicate = config["fold"] if config.get("fold", -1) >= 0 else config["seed"]
         index = -1 if epoch is None else epoch - 1
@@ -66,13 +71,16 @@ def pair_results(runs: list[dict], epoch: int | None = None) -> dict[Pair, PairR
             continue
         entry["test"][replicate] = run["test_acc"][index]
         entry["val"][replicate] = run["val_acc"][index]
-    return {pair: PairResult(pair, e["test"], e["val"], e["diverged"], e["unlearned"])
-            for pair, e in sorted(grouped.items())}
+    return {
+        pair: PairResult(pair, e["test"], e["val"], e["diverged"], e["unlearned"])
+        for pair, e in sorted(grouped.items())
+    }
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Golden pair minus another pair in final test accuracy, over the folds both finished."""
+    """Golden pair minus another pair in final test accuracy, over the folds both
+    finished."""
 
     pair: Pair
     folds: tuple[int, ...]
@@ -83,19 +91,28 @@ class Comparison:
 
 
 def compare_with_golden(results: dict[Pair, PairResult]) -> list[Comparison]:
-    """Paired t-tests by fold of the golden pair against every other pair with two or more
-    shared folds, Holm-adjusted together."""
+    """Paired t-tests by fold of the golden pair against every other pair with two or
+    more shared folds, Holm-adjusted together."""
     golden = results[GOLDEN_PAIR]
     tests = {}
     for pair, result in results.items():
         folds = tuple(sorted(set(golden.test_by_fold) & set(result.test_by_fold)))
         if pair == GOLDEN_PAIR or len(folds) < 2:
             continue
-        tests[pair] = (folds, stats.paired_t([golden.test_by_fold[k] for k in folds],
-                                             [result.test_by_fold[k] for k in folds]))
+        tests[pair] = (
+            folds,
+            stats.paired_t(
+                [golden.test_by_fold[k] for k in folds],
+                [result.test_by_fold[k] for k in folds],
+            ),
+        )
     adjusted = stats.holm({pair: test["p_value"] for pair, (_, test) in tests.items()})
-    return [Comparison(pair, folds, test["mean_diff"], test["ci"], test["p_value"], adjusted[pair])
-            for pair, (folds, test) in tests.items()]
+    return [
+        Comparison(
+            pair, folds, test["mean_diff"], test["ci"], test["p_value"], adjusted[pair]
+        )
+        for pair, (folds, test) in tests.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -115,34 +132,53 @@ class Verdict:
     def text(self) -> str:
         n = len(self.ranking)
         if self.finding == "no golden":
-            return (f"**Verdict at {self.epochs} epochs.** The golden pair has fewer than two "
-                    "folds that trained to the end, so it cannot be compared: no verdict.")
-        beaten = [c for c in self.comparisons if c.mean_diff < 0 and c.p_adjusted < ALPHA]
+            return (
+                f"**Verdict at {self.epochs} epochs.** The golden pair has fewer than "
+                "two folds that trained to the end, so it cannot be compared: no "
+                "verdict."
+            )
+        beaten = [
+            c for c in self.comparisons if c.mean_diff < 0 and c.p_adjusted < ALPHA
+        ]
         ahead = [c for c in self.comparisons if c.mean_diff < 0]
-        head = (f"**Verdict at {self.epochs} epochs.** Among the {n} pairs of the final rung, "
-                f"the golden pair ranks {self.golden_rank} by mean test accuracy")
+        head = (
+            f"**Verdict at {self.epochs} epochs.** Among the {n} pairs of the final "
+            f"rung, the golden pair ranks {self.golden_rank} by mean test accuracy"
+        )
         if self.finding == "first":
-            return head + (". No pair of the final rung has a higher mean: at this length the "
-                           "claim holds, for the pairs this rule promoted.")
+            return head + (
+                ". No pair of the final rung has a higher mean: at this length the "
+                "claim holds, for the pairs this rule promoted."
+            )
         best = min(ahead, key=lambda c: c.mean_diff)
-        numbers = (f"{label(best.pair)} is ahead by {-best.mean_diff:.4f} ± {best.ci:.4f} "
-                   f"(paired by fold, p = {best.p_value:.3f}, Holm-adjusted {best.p_adjusted:.3f})")
+        numbers = (
+            f"{label(best.pair)} is ahead by {-best.mean_diff:.4f} ± {best.ci:.4f} "
+            f"(paired by fold, p = {best.p_value:.3f}, "
+            f"Holm-adjusted {best.p_adjusted:.3f})"
+        )
         if self.finding == "beaten":
             names = ", ".join(label(c.pair) for c in beaten)
-            return (head + f"; {numbers}. {len(beaten)} pair(s) beat it after the correction for "
-                    f"{len(self.comparisons)} comparisons ({names}): the claim that no pair beats "
-                    "the golden pair does **not** hold here.")
-        return (head + f"; {numbers}. No difference survives the correction for "
-                f"{len(self.comparisons)} comparisons: the golden pair shares the first place "
-                "within the noise of the folds, as the 2024 full text reports, but is not "
-                "shown to be best.")
+            return (
+                head
+                + f"; {numbers}. {len(beaten)} pair(s) beat it after the correction "
+                f"for {len(self.comparisons)} comparisons ({names}): the claim that no "
+                "pair beats the golden pair does **not** hold here."
+            )
+        return (
+            head + f"; {numbers}. No difference survives the correction for "
+            f"{len(self.comparisons)} comparisons: the golden pair shares the first "
+            "place within the noise of the folds, as the 2024 full text reports, but "
+            "is not shown to be best."
+        )
 
 
 def verdict(runs: list[dict]) -> Verdict:
     """The verdict of the final rung's runs (see :class:`Verdict` for the findings)."""
     results = pair_results(runs)
     epochs = max((run["config"]["epochs"] for run in runs), default=0)
-    ranking = sorted(results.values(), key=lambda r: -(r.test_mean_ci[0] if r.test_by_fold else -1))
+    ranking = sorted(
+        results.values(), key=lambda r: -(r.test_mean_ci[0] if r.test_by_fold else -1)
+    )
     golden = results.get(GOLDEN_PAIR)
     if golden is None or len(golden.test_by_fold) < 2:
         return Verdict("no golden", ranking, epochs=epochs)
@@ -157,29 +193,44 @@ def verdict(runs: list[dict]) -> Verdict:
 
 
 def table(found: Verdict) -> str:
-    """The final rung as a Markdown table: mean ± 95% CI by fold, and each comparison."""
+    """The final rung as a Markdown table: mean ± 95% CI by fold, and each
+    comparison."""
     by_pair = {c.pair: c for c in found.comparisons}
-    lines = ["| rank | η | α | test accuracy, mean ± 95% CI | folds | golden − pair | p | Holm p |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| rank | η | α | test accuracy, mean ± 95% CI | folds | golden − pair "
+            "| p | Holm p |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for rank, result in enumerate(found.ranking, start=1):
         mean, ci = result.test_mean_ci
         c = by_pair.get(result.pair)
-        versus = (f"{c.mean_diff:+.4f} ± {c.ci:.4f} | {c.p_value:.3f} | {c.p_adjusted:.3f}" if c
-                  else "— | — | —")
-        lines.append(f"| {rank} | {result.pair[0]:g} | {result.pair[1]:g} | {mean:.4f} ± {ci:.4f} | "
-                     f"{len(result.test_by_fold)} | {versus} |")
+        versus = (
+            f"{c.mean_diff:+.4f} ± {c.ci:.4f} | {c.p_value:.3f} | {c.p_adjusted:.3f}"
+            if c
+            else "— | — | —"
+        )
+        lines.append(
+            f"| {rank} | {result.pair[0]:g} | {result.pair[1]:g} | "
+            f"{mean:.4f} ± {ci:.4f} | {len(result.test_by_fold)} | {versus} |"
+        )
     return "\n".join(lines)
 
 
 def ranks(results: dict[Pair, PairResult]) -> dict[Pair, int]:
-    """Rank of each pair by mean validation accuracy (the promotion rule's criterion)."""
-    ordered = sorted((r for r in results.values() if r.val_by_fold), key=lambda r: -r.val_mean)
+    """Rank of each pair by mean validation accuracy (the promotion rule's
+    criterion)."""
+    ordered = sorted(
+        (r for r in results.values() if r.val_by_fold), key=lambda r: -r.val_mean
+    )
     return {result.pair: rank for rank, result in enumerate(ordered, start=1)}
 
 
 def missed(grid_runs: list[dict], promoted: list[Pair]) -> tuple[Pair, int, float]:
-    """The grid pair with the smallest learning rate that the rule left out, its 2-epoch rank
-    and its mean validation accuracy: the kind of pair that a short first rung can miss."""
+    """The grid pair with the smallest learning rate that the rule left out, its 2-epoch
+    rank and its mean validation accuracy: the kind of pair that a short first rung can
+    miss."""
     grid_ranks = ranks(pair_results(grid_runs))
     results = pair_results(grid_runs)
     left_out = [pair for pair in grid_ranks if pair not in promoted]
@@ -193,30 +244,51 @@ def missed_text(grid_runs: list[dict], rung1_runs: list[dict]) -> str:
     slowest, rank, val = missed(grid_runs, promoted)
     epochs = max(run["config"]["epochs"] for run in grid_runs)
     folds = len({run["config"]["fold"] for run in rung1_runs})
-    return ("**What the rule could have missed.** Halving keeps the pairs that are good early. "
-            f"A pair that learns slowly and overtakes late is cut before the first rung: for "
-            f"example {label(slowest)}, rank {rank} of {len(ranks(pair_results(grid_runs)))} after "
-            f"{epochs} epoch{'s' * (epochs != 1)} (mean validation accuracy {val:.4f}), was never "
-            "trained longer. Only the full protocol, every pair for 30 epochs, rules that out; and "
-            f"with {folds} folds instead of ten, the intervals above are wider than the 2024 "
-            "protocol's would be.")
+    return (
+        "**What the rule could have missed.** Halving keeps the pairs that are good "
+        "early. A pair that learns slowly and overtakes late is cut before the first "
+        f"rung: for example {label(slowest)}, rank {rank} of "
+        f"{len(ranks(pair_results(grid_runs)))} after {epochs} "
+        f"epoch{'s' * (epochs != 1)} (mean validation accuracy {val:.4f}), was never "
+        "trained longer. Only the full protocol, every pair for 30 epochs, rules that "
+        f"out; and with {folds} folds instead of ten, the intervals above are wider "
+        "than the 2024 protocol's would be."
+    )
 
 
-def rank_figure(grid_runs: list[dict], rung1_runs: list[dict], rung2_runs: list[dict]) -> plt.Figure:
-    """How the ranks of the rung-1 pairs move from 2 to 10 to 30 epochs (by mean validation
-    accuracy, the rule's criterion); a pair cut after 10 epochs ends there."""
+def rank_figure(
+    grid_runs: list[dict], rung1_runs: list[dict], rung2_runs: list[dict]
+) -> plt.Figure:
+    """How the ranks of the rung-1 pairs move from 2 to 10 to 30 epochs (by mean
+    validation accuracy, the rule's criterion); a pair cut after 10 epochs ends
+    there."""
     rung1 = pair_results(rung1_runs)
-    stages = [ranks({p: r for p, r in pair_results(grid_runs).items() if p in rung1}), ranks(rung1),
-              ranks(pair_results(rung2_runs))]
+    stages = [
+        ranks({p: r for p, r in pair_results(grid_runs).items() if p in rung1}),
+        ranks(rung1),
+        ranks(pair_results(rung2_runs)),
+    ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for pair in rung1:
         xs = [x for x, stage in enumerate(stages) if pair in stage]
-        style = {GOLDEN_PAIR: dict(color="#b8860b", lw=2.6, zorder=3),
-                 COMMON_PAIR: dict(color="#1f77b4", lw=2.0, zorder=2)}.get(pair, dict(color="0.55", lw=1.2))
+        style = {
+            GOLDEN_PAIR: dict(color="#b8860b", lw=2.6, zorder=3),
+            COMMON_PAIR: dict(color="#1f77b4", lw=2.0, zorder=2),
+        }.get(pair, dict(color="0.55", lw=1.2))
         ax.plot(xs, [stages[x][pair] for x in xs], marker="o", **style)
-        ax.annotate(label(pair), (xs[-1], stages[xs[-1]][pair]), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize=7.5, color=style["color"])
-    epochs = [max(run["config"]["epochs"] for run in runs) for runs in (grid_runs, rung1_runs, rung2_runs)]
+        ax.annotate(
+            label(pair),
+            (xs[-1], stages[xs[-1]][pair]),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7.5,
+            color=style["color"],
+        )
+    epochs = [
+        max(run["config"]["epochs"] for run in runs)
+        for runs in (grid_runs, rung1_runs, rung2_runs)
+    ]
     ax.set_xticks(range(3), [f"{e} epochs" for e in epochs])
     ax.set_xlim(-0.2, 2.9)
     ax.set_ylim(len(rung1) + 0.5, 0.5)
@@ -227,13 +299,21 @@ def rank_figure(grid_runs: list[dict], rung1_runs: list[dict], rung2_runs: list[
 
 def header(proto, rung1_runs: list[dict], rung2_runs: list[dict]) -> str:
     """What the two rungs ran, in lines of at most 88 characters."""
-    lines = [f"contenders under protocol '{proto.name}' [{proto.digest()}]: {proto.data_line()}"]
+    lines = [
+        f"contenders under protocol '{proto.name}' [{proto.digest()}]: "
+        f"{proto.data_line()}"
+    ]
     for rung, runs in enumerate((rung1_runs, rung2_runs), start=1):
         pairs = {pair_of(run["config"]) for run in runs}
         folds = sorted({run["config"]["fold"] for run in runs})
         epochs = max(run["config"]["epochs"] for run in runs)
-        lines.append(f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
-                     f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum")
+        lines.append(
+            f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
+            f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum"
+        )
     hours = sum(run["wall_time_s"] for run in rung1_runs + rung2_runs) / 3600
-    lines.append(f"  compute: {hours:.1f} core-hours (a promoted run's time includes its rung-1 part)")
+    lines.append(
+        f"  compute: {hours:.1f} core-hours "
+        "(a promoted run's time includes its rung-1 part)"
+    )
     return "\n".join(lines)

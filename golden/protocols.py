@@ -1,10 +1,12 @@
 """Protocols: everything that decides a run's numbers besides its own configuration.
 
-A protocol names the data (full splits or the quick subsets, the fixed validation split or
-cross-validation folds, all images or a stratified fraction), the epochs, the replicates
-(seeds, or folds under cross-validation), the batch size and the model. Its digest names the
-folder its records live in, so results of different protocols never mix.
+A protocol names the data (full splits or the quick subsets, the fixed validation split
+or cross-validation folds, all images or a stratified fraction), the epochs, the
+replicates (seeds, or folds under cross-validation), the batch size and the model. Its
+digest names the folder its records live in, so results of different protocols never
+mix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,67 +15,114 @@ from dataclasses import asdict, dataclass
 
 from golden.data import FOLDS
 
-THREADS_PER_RUN = 1  # one thread per run, one run per core: fastest here, and bitwise repeatable
+THREADS_PER_RUN = (
+    1  # one thread per run, one run per core: fastest here, and bitwise repeatable
+)
 
 
 class ExperimentError(ValueError):
-    """An unknown experiment or protocol, a bad grid or an unusable store, in one line."""
+    """An unknown experiment or protocol, a bad grid or an unusable store, in one
+    line."""
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """Everything that decides a run's numbers besides its learning rate, momentum and seed."""
+    """Everything that decides a run's numbers besides its learning rate, momentum and
+    seed."""
 
     name: str
     epochs: int  # epochs of each grid run
     long_epochs: int  # epochs of the long run
     seeds: tuple[int, ...]
-    quick_data: bool  # the small fixed subsets of golden.data instead of the full splits
+    quick_data: (
+        bool  # the small fixed subsets of golden.data instead of the full splits
+    )
     batch_size: int = 64
     model: str = "cnn"
-    cross_validation: bool = False  # replicate k trains on fold k (seed k), not the fixed split
+    cross_validation: bool = (
+        False  # replicate k trains on fold k (seed k), not the fixed split
+    )
     data_fraction: float = 1.0  # a stratified fraction of the training images
 
     def digest(self) -> str:
-        """Eight hex digits of the hash of every field: a changed field gives a new folder.
-        Fields added later count only when they differ from their default, so the folders
-        of earlier protocols keep their names."""
-        fields = {name: value for name, value in asdict(self).items()
-                  if name not in LATER_FIELDS or value != LATER_FIELDS[name]}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        """Eight hex digits of the hash of every field: a changed field gives a new
+        folder. Fields added later count only when they differ from their default, so
+        the folders of earlier protocols keep their names."""
+        fields = {
+            name: value
+            for name, value in asdict(self).items()
+            if name not in LATER_FIELDS or value != LATER_FIELDS[name]
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[
+            :8
+        ]
 
     def describe(self) -> str:
-        """One line: the data, the model and optimiser, the epochs and the replicates."""
-        return (f"protocol '{self.name}' [{self.digest()}]: {self.data_line()}; {self.model.upper()}, "
-                f"plain SGD with momentum, batch {self.batch_size}, {self.epochs} epochs per grid run "
-                f"({self.long_epochs} in the long run), {self.replicates_line(self.cross_validation)}")
+        """One line: the data, the model and optimiser, the epochs and the
+        replicates."""
+        return (
+            f"protocol '{self.name}' [{self.digest()}]: {self.data_line()}; "
+            f"{self.model.upper()}, plain SGD with momentum, batch {self.batch_size}, "
+            f"{self.epochs} epochs per grid run ({self.long_epochs} in the long run), "
+            f"{self.replicates_line(self.cross_validation)}"
+        )
 
     def data_line(self) -> str:
         if self.quick_data:
             return "quick subsets (2,048 train / 512 val / 1,000 test)"
         kept = round(TRAIN_IMAGES * self.data_fraction)
-        subset = f" of a stratified {self.data_fraction:.0%} subset" if self.data_fraction < 1 else ""
-        return f"MNIST{subset}, {kept - kept // FOLDS:,} train / {kept // FOLDS:,} val / 10,000 test"
+        subset = (
+            f" of a stratified {self.data_fraction:.0%} subset"
+            if self.data_fraction < 1
+            else ""
+        )
+        return (
+            f"MNIST{subset}, {kept - kept // FOLDS:,} train / "
+            f"{kept // FOLDS:,} val / 10,000 test"
+        )
 
     def replicates_line(self, folds: bool) -> str:
         seeds = list(self.seeds)
         consecutive = len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
-        numbers = f"{seeds[0]}-{seeds[-1]}" if consecutive else ", ".join(map(str, seeds))
-        return f"folds {numbers} of a stratified {FOLDS}-fold split" if folds else f"seeds {numbers}"
+        numbers = (
+            f"{seeds[0]}-{seeds[-1]}" if consecutive else ", ".join(map(str, seeds))
+        )
+        return (
+            f"folds {numbers} of a stratified {FOLDS}-fold split"
+            if folds
+            else f"seeds {numbers}"
+        )
 
 
 TRAIN_IMAGES = 60_000
 LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0}
 
 PROTOCOLS = {
-    # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training images
-    # and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per data size).
-    "paper": Protocol("paper", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)), quick_data=False,
-                      cross_validation=True),
-    "paper_half": Protocol("paper_half", epochs=30, long_epochs=30, seeds=tuple(range(FOLDS)),
-                           quick_data=False, cross_validation=True, data_fraction=0.5),
-    # What fits in about 90 minutes on a 2-core CPU for 60 pairs x 3 seeds on the full split.
-    "book": Protocol("book", epochs=2, long_epochs=10, seeds=(0, 1, 2), quick_data=False),
+    # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training
+    # images and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per
+    # data size).
+    "paper": Protocol(
+        "paper",
+        epochs=30,
+        long_epochs=30,
+        seeds=tuple(range(FOLDS)),
+        quick_data=False,
+        cross_validation=True,
+    ),
+    "paper_half": Protocol(
+        "paper_half",
+        epochs=30,
+        long_epochs=30,
+        seeds=tuple(range(FOLDS)),
+        quick_data=False,
+        cross_validation=True,
+        data_fraction=0.5,
+    ),
+    # What fits in about 90 minutes on a 2-core CPU for 60 pairs x 3 seeds on the full
+    # split.
+    "book": Protocol(
+        "book", epochs=2, long_epochs=10, seeds=(0, 1, 2), quick_data=False
+    ),
     # Tiny, for tests and quick builds.
     "quick": Protocol("quick", epochs=1, long_epochs=2, seeds=(0, 1), quick_data=True),
 }
@@ -81,5 +130,7 @@ PROTOCOLS = {
 
 def protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
-        raise ExperimentError(f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}")
+        raise ExperimentError(
+            f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}"
+        )
     return PROTOCOLS[name]

@@ -1,12 +1,15 @@
-"""Running experiments on Dask distributed: a local cluster by default, any cluster by address.
+"""Running experiments on Dask distributed: a local cluster by default, any cluster by
+address.
 
-Without an address, :func:`sweep` starts a ``LocalCluster`` with one single-threaded worker
-process per core and no dashboard. With ``--scheduler tcp://HOST:8786`` (or ``GOLDEN_SCHEDULER``)
-it sends the same runs to an existing cluster. Workers only train and return histories; the
-driver alone writes records, each as its run finishes, so a killed sweep loses at most the
-runs in flight and the next sweep resumes from the records. A run on a worker that dies is
-rescheduled by Dask on another worker; nothing of it reaches the store until it finishes.
+Without an address, :func:`sweep` starts a ``LocalCluster`` with one single-threaded
+worker process per core and no dashboard. With ``--scheduler tcp://HOST:8786`` (or
+``GOLDEN_SCHEDULER``) it sends the same runs to an existing cluster. Workers only train
+and return histories; the driver alone writes records, each as its run finishes, so a
+killed sweep loses at most the runs in flight and the next sweep resumes from the
+records. A run on a worker that dies is rescheduled by Dask on another worker; nothing
+of it reaches the store until it finishes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,16 +30,24 @@ from golden.store import Store, run_id
 from golden.train import TrainConfig, train
 
 SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
-EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward pass only)
+EVAL_COST = (
+    1 / 3
+)  # an evaluated image costs about a third of a trained one (forward pass only)
 
 
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
-    """Where a run that longer runs continue keeps its end state (a cache, never a result)."""
-    return settings.checkpoints_dir() / ("quick" if quick_data else "full") / f"{run_id(config)}.pt"
+    """Where a run that longer runs continue keeps its end state (a cache, never a
+    result)."""
+    return (
+        settings.checkpoints_dir()
+        / ("quick" if quick_data else "full")
+        / f"{run_id(config)}.pt"
+    )
 
 
 def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
-    """Train one configuration with the runner's thread setting; the history as a plain dict."""
+    """Train one configuration with the runner's thread setting; the history as a plain
+    dict."""
     torch.set_num_threads(THREADS_PER_RUN)
     data = mnist(quick_data, config.fold, config.data_fraction)
     checkpoint = checkpoint_path(config, quick_data) if continues else None
@@ -44,14 +55,16 @@ def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> d
 
 
 def scheduler_address(scheduler: str | None) -> str | None:
-    """The ``--scheduler`` address, else ``GOLDEN_SCHEDULER``, else None (a local cluster)."""
+    """The ``--scheduler`` address, else ``GOLDEN_SCHEDULER``, else None (a local
+    cluster)."""
     return scheduler or os.environ.get(SCHEDULER_VARIABLE, "").strip() or None
 
 
 @contextlib.contextmanager
 def cluster_client(scheduler: str | None, workers: int, processes: bool = True):
-    """A Dask client: of the cluster at ``scheduler``, or of a local cluster of ``workers``
-    single-threaded workers (separate processes unless ``processes`` is False)."""
+    """A Dask client: of the cluster at ``scheduler``, or of a local cluster of
+    ``workers`` single-threaded workers (separate processes unless ``processes`` is
+    False)."""
     from dask.distributed import Client, LocalCluster
 
     address = scheduler_address(scheduler)
@@ -59,16 +72,25 @@ def cluster_client(scheduler: str | None, workers: int, processes: bool = True):
         try:
             client = Client(address, timeout="20s")
         except (OSError, TimeoutError) as error:
-            raise ExperimentError(f"cannot reach the Dask scheduler at {address} ({error}): "
-                                  "start it or fix --scheduler / GOLDEN_SCHEDULER") from None
+            raise ExperimentError(
+                f"cannot reach the Dask scheduler at {address} ({error}): "
+                "start it or fix --scheduler / GOLDEN_SCHEDULER"
+            ) from None
         with client:
             yield client
         return
-    # No dashboard; the scheduler's own HTTP routes listen on a free loopback port, not 8787.
-    options = dict(n_workers=workers, threads_per_worker=1, processes=processes,
-                   host="127.0.0.1" if processes else None,
-                   dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                   memory_limit=0, silence_logs=logging.CRITICAL)
+    # No dashboard; the scheduler's own HTTP routes listen on a free loopback port, not
+    # 8787.
+    options = dict(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=processes,
+        host="127.0.0.1" if processes else None,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        memory_limit=0,
+        silence_logs=logging.CRITICAL,
+    )
     with _sigint_ignored_by_children(processes):
         cluster = LocalCluster(**options)
     with cluster, Client(cluster) as client:
@@ -77,9 +99,10 @@ def cluster_client(scheduler: str | None, workers: int, processes: bool = True):
 
 @contextlib.contextmanager
 def _sigint_ignored_by_children(processes: bool):
-    """Worker processes started inside keep SIGINT ignored (a child inherits an ignored signal,
-    and Python then installs no KeyboardInterrupt handler), so Ctrl-C at a terminal, which
-    reaches the whole process group, stops the driver alone: one line, no worker tracebacks."""
+    """Worker processes started inside keep SIGINT ignored (a child inherits an ignored
+    signal, and Python then installs no KeyboardInterrupt handler), so Ctrl-C at a
+    terminal, which reaches the whole process group, stops the driver alone: one line,
+    no worker tracebacks."""
     if not processes:
         yield
         return
@@ -90,9 +113,17 @@ def _sigint_ignored_by_children(processes: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-def sweep(experiment_name: str, proto: Protocol, workers: int | None = None, progress: bool | None = None,
-          scheduler: str | None = None, store: Store | None = None, processes: bool = True) -> Path:
-    """Run every unfinished run of an experiment; each record is written as its run finishes."""
+def sweep(
+    experiment_name: str,
+    proto: Protocol,
+    workers: int | None = None,
+    progress: bool | None = None,
+    scheduler: str | None = None,
+    store: Store | None = None,
+    processes: bool = True,
+) -> Path:
+    """Run every unfinished run of an experiment; each record is written as its run
+    finishes."""
     from dask.distributed import as_completed
 
     store = store or Store.default()
@@ -104,21 +135,41 @@ def sweep(experiment_name: str, proto: Protocol, workers: int | None = None, pro
     if not todo:
         return folder
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    with cluster_client(scheduler, workers, processes) as client, tqdm(
-            total=len(todo), disable=None if progress is None else not progress, unit="run",
-            desc=f"{experiment_name} / {proto.name}") as bar:
-        futures = [client.submit(run_one, config, proto.quick_data, exp.continues, pure=False,
-                                 key=f"{experiment_name}-{proto.name}-{run_id(config)}-{time.time_ns()}")
-                   for config in todo]
+    with (
+        cluster_client(scheduler, workers, processes) as client,
+        tqdm(
+            total=len(todo),
+            disable=None if progress is None else not progress,
+            unit="run",
+            desc=f"{experiment_name} / {proto.name}",
+        ) as bar,
+    ):
+        futures = [
+            client.submit(
+                run_one,
+                config,
+                proto.quick_data,
+                exp.continues,
+                pure=False,
+                key=f"{experiment_name}-{proto.name}-{run_id(config)}-{time.time_ns()}",
+            )
+            for config in todo
+        ]
         for future in as_completed(futures):
             store.write(folder, future.result(), proto, experiment_name)
             bar.update()
     return folder
 
 
-def plan(experiment_name: str, proto: Protocol, rate: float, cores: int, store: Store | None = None) -> str:
-    """What a sweep would run, before it runs: runs, epochs, what is stored, and core-hours at
-    ``rate`` trained images per second on one core."""
+def plan(
+    experiment_name: str,
+    proto: Protocol,
+    rate: float,
+    cores: int,
+    store: Store | None = None,
+) -> str:
+    """What a sweep would run, before it runs: runs, epochs, what is stored, and
+    core-hours at ``rate`` trained images per second on one core."""
     store = store or Store.default()
     exp = experiment(experiment_name)
     configs = exp.configs(proto)
@@ -129,10 +180,24 @@ def plan(experiment_name: str, proto: Protocol, rate: float, cores: int, store: 
     hours = epochs * epoch_s / 3600
     lengths = "/".join(str(n) for n in sorted({config.epochs for config in configs}))
     folds = exp.cross_validated or proto.cross_validation
-    return "\n".join([
-        f"{experiment_name} under protocol '{proto.name}' [{proto.digest()}]: {proto.data_line()}",
-        f"  runs: {len(configs)} of {lengths} epochs, {proto.replicates_line(folds)}; "
-        f"{len(configs) - len(todo)} stored, {len(todo)} to run ({epochs:,} epochs)",
-        f"  rate measured here: {rate:,.0f} trained images/s on one core, {epoch_s:.0f} s an epoch",
-        f"  estimate: {hours:.1f} core-hours, {hours / cores:.1f} h on {cores} cores (a run per core)",
-    ])
+    return "\n".join(
+        [
+            (
+                f"{experiment_name} under protocol '{proto.name}' "
+                f"[{proto.digest()}]: {proto.data_line()}"
+            ),
+            (
+                f"  runs: {len(configs)} of {lengths} epochs, "
+                f"{proto.replicates_line(folds)}; {len(configs) - len(todo)} stored, "
+                f"{len(todo)} to run ({epochs:,} epochs)"
+            ),
+            (
+                f"  rate measured here: {rate:,.0f} trained images/s on one core, "
+                f"{epoch_s:.0f} s an epoch"
+            ),
+            (
+                f"  estimate: {hours:.1f} core-hours, {hours / cores:.1f} h on "
+                f"{cores} cores (a run per core)"
+            ),
+        ]
+    )

@@ -1,12 +1,14 @@
 """The results store: one strict-JSON record per finished run, under a root folder.
 
-A record lives at ``<root>/<experiment>/<protocol>-<digest>/<run id>.json`` and holds the run's
-configuration and history, its protocol, provenance and a checksum. A record counts only if it
-parses as strict JSON, its checksum holds, its configuration gives its file name and its
-experiment and protocol give its folder: a record copied over another run's file is refused, so
-no seed is counted twice. Writes are atomic (a temporary file of the writer's own, ``fsync``,
-rename), so two sweeps on one store never corrupt it; reading never writes.
+A record lives at ``<root>/<experiment>/<protocol>-<digest>/<run id>.json`` and holds
+the run's configuration and history, its protocol, provenance and a checksum. A record
+counts only if it parses as strict JSON, its checksum holds, its configuration gives its
+file name and its experiment and protocol give its folder: a record copied over another
+run's file is refused, so no seed is counted twice. Writes are atomic (a temporary file
+of the writer's own, ``fsync``, rename), so two sweeps on one store never corrupt it;
+reading never writes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +29,15 @@ from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
 from golden.train import TrainConfig
 
 DEFAULTS = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
-TAGS = {"loss": "{}", "optimizer": "{}", "schedule": "{}", "label_noise": "noise{}",
-        "probe_every": "probe{}", "data_fraction": "frac{}", "fold": "f{}"}
+TAGS = {
+    "loss": "{}",
+    "optimizer": "{}",
+    "schedule": "{}",
+    "label_noise": "noise{}",
+    "probe_every": "probe{}",
+    "data_fraction": "frac{}",
+    "fold": "f{}",
+}
 
 
 class CorruptRecordWarning(UserWarning):
@@ -36,25 +45,39 @@ class CorruptRecordWarning(UserWarning):
 
 
 def _short(number: float) -> str:
-    """``{:g}`` where it round-trips (0.01 -> '0.01'), the full repr where it does not."""
+    """``{:g}`` where it round-trips (0.01 -> '0.01'), the full repr where it does
+    not."""
     text = f"{number:g}"
     return text if float(text) == number else repr(number)
 
 
 def run_id(config: TrainConfig) -> str:
-    """``lr0.01_m0.9_s0``, with a tag such as ``mse``, ``noise0.2`` or ``f3`` for every field
-    of TAGS that differs from TrainConfig's default."""
-    tags = [TAGS[name].format(_short(value) if isinstance(value, float) else value)
-            for name, value in asdict(config).items() if name in TAGS and value != DEFAULTS[name]]
-    return "_".join([f"lr{_short(config.lr)}", f"m{_short(config.momentum)}", *tags, f"s{config.seed}"])
+    """``lr0.01_m0.9_s0``, with a tag such as ``mse``, ``noise0.2`` or ``f3`` for every
+    field of TAGS that differs from TrainConfig's default."""
+    tags = [
+        TAGS[name].format(_short(value) if isinstance(value, float) else value)
+        for name, value in asdict(config).items()
+        if name in TAGS and value != DEFAULTS[name]
+    ]
+    return "_".join(
+        [
+            f"lr{_short(config.lr)}",
+            f"m{_short(config.momentum)}",
+            *tags,
+            f"s{config.seed}",
+        ]
+    )
 
 
 def _checksum(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, allow_nan=False).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, allow_nan=False).encode()
+    ).hexdigest()
 
 
 def _finite(value):
-    """``value`` with every non-finite float replaced by None: strict JSON has no Infinity."""
+    """``value`` with every non-finite float replaced by None: strict JSON has no
+    Infinity."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -71,16 +94,27 @@ def _refuse_constant(name: str):
 def provenance() -> dict:
     """Library versions and the git commit, stored with every record."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.REPO_ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"python": platform.python_version(), "torch": torch.__version__, "git_commit": commit,
-            "machine": platform.machine(), "threads": THREADS_PER_RUN}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "git_commit": commit,
+        "machine": platform.machine(),
+        "threads": THREADS_PER_RUN,
+    }
 
 
 class Store:
-    """Records under ``root``; see the module's docstring for what makes a record count."""
+    """Records under ``root``; see the module's docstring for what makes a record
+    count."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -96,30 +130,45 @@ class Store:
         return folder / f"{run_id(config)}.json"
 
     def prepare(self, folder: Path, configs: list[TrainConfig]) -> None:
-        """Fail in one line, before any training, if the runs' records could not be written."""
+        """Fail in one line, before any training, if the runs' records could not be
+        written."""
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
-            raise ExperimentError(f"cannot write results to {folder} ({error.strerror or error}): "
-                                  "make it writable or set GOLDEN_RESULTS to a folder you can write") from None
+            raise ExperimentError(
+                f"cannot write results to {folder} ({error.strerror or error}): "
+                "make it writable or set GOLDEN_RESULTS to a folder you can write"
+            ) from None
         for config in configs:
             path = self.path(folder, config)
             if path.exists() and not path.is_file():
-                raise ExperimentError(f"{path} is in the way of a record (not a regular file): remove it")
+                raise ExperimentError(
+                    f"{path} is in the way of a record (not a regular file): remove it"
+                )
 
-    def write(self, folder: Path, history: dict, proto: Protocol, experiment_name: str) -> Path:
+    def write(
+        self, folder: Path, history: dict, proto: Protocol, experiment_name: str
+    ) -> Path:
         """Write one run atomically, as strict JSON, with a checksum of its content."""
-        payload = _finite({"experiment": experiment_name, "protocol": asdict(proto), "run": history,
-                           "provenance": provenance()})
+        payload = _finite(
+            {
+                "experiment": experiment_name,
+                "protocol": asdict(proto),
+                "run": history,
+                "provenance": provenance(),
+            }
+        )
         record = {**payload, "checksum": _checksum(payload)}
         path = self.path(folder, TrainConfig(**history["config"]))
         temporary = folder / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             with open(temporary, "w") as stream:
-                stream.write(json.dumps(record, indent=1, sort_keys=True, allow_nan=False))
+                stream.write(
+                    json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
+                )
                 stream.flush()
                 os.fsync(stream.fileno())
             os.replace(temporary, path)
@@ -130,41 +179,69 @@ class Store:
                 os.close(directory)
         except OSError as error:
             temporary.unlink(missing_ok=True)
-            raise ExperimentError(f"cannot write the record {path} ({error.strerror or error})") from None
+            raise ExperimentError(
+                f"cannot write the record {path} ({error.strerror or error})"
+            ) from None
         return path
 
     def read(self, path: Path) -> dict | None:
-        """The record at ``path``, or None if it does not count (see the module's docstring)."""
+        """The record at ``path``, or None if it does not count (see the module's
+        docstring)."""
         try:
             record = json.loads(path.read_text(), parse_constant=_refuse_constant)
-            payload = {key: record[key] for key in ("experiment", "protocol", "run", "provenance")}
+            payload = {
+                key: record[key]
+                for key in ("experiment", "protocol", "run", "provenance")
+            }
             if record.get("checksum") != _checksum(payload):
                 return None
             config = TrainConfig(**{**DEFAULTS, **payload["run"]["config"]})
-            proto = Protocol(**{**payload["protocol"], "seeds": tuple(payload["protocol"]["seeds"])})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            proto = Protocol(
+                **{**payload["protocol"], "seeds": tuple(payload["protocol"]["seeds"])}
+            )
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ):
             return None
-        if (path.name != f"{run_id(config)}.json" or path.parent.parent.name != payload["experiment"]
-                or path.parent.name != f"{proto.name}-{proto.digest()}"):
+        if (
+            path.name != f"{run_id(config)}.json"
+            or path.parent.parent.name != payload["experiment"]
+            or path.parent.name != f"{proto.name}-{proto.digest()}"
+        ):
             return None
         return record
 
     def load(self, experiment_name: str, proto: Protocol) -> list[dict]:
-        """Every run of an experiment under a protocol that counts (the ``run`` part of each
-        record, a non-finite loss back as inf); a file that does not count is named in a
-        CorruptRecordWarning and left alone."""
+        """Every run of an experiment under a protocol that counts (the ``run`` part of
+        each record, a non-finite loss back as inf); a file that does not count is named
+        in a CorruptRecordWarning and left alone."""
         runs = []
         for path in sorted(self.folder(experiment_name, proto).glob("*.json")):
             record = self.read(path)
             if record is None:
-                warnings.warn(f"ignored {path}: not an intact record of this folder", CorruptRecordWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    f"ignored {path}: not an intact record of this folder",
+                    CorruptRecordWarning,
+                    stacklevel=2,
+                )
                 continue
             run = record["run"]
-            run["config"] = {**DEFAULTS, **run["config"]}  # records from before a field existed
-            run["train_loss"] = [math.inf if loss is None else loss for loss in run["train_loss"]]
+            run["config"] = {
+                **DEFAULTS,
+                **run["config"],
+            }  # records from before a field existed
+            run["train_loss"] = [
+                math.inf if loss is None else loss for loss in run["train_loss"]
+            ]
             runs.append(run)
         return runs
 
     def pending(self, configs: list[TrainConfig], folder: Path) -> list[TrainConfig]:
-        return [config for config in configs if self.read(self.path(folder, config)) is None]
+        return [
+            config for config in configs if self.read(self.path(folder, config)) is None
+        ]

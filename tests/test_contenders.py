@@ -1,6 +1,7 @@
-"""Checks of golden.contenders: every branch of the 30-epoch verdict on small synthetic record
-sets (diverged runs, runs that did not learn, missing folds), pairing by fold, Holm's
-correction, the table and the rank figure."""
+"""Checks of golden.contenders: every branch of the 30-epoch verdict on small synthetic
+record sets (diverged runs, runs that did not learn, missing folds), pairing by fold,
+Holm's correction, the table and the rank figure."""
+
 from __future__ import annotations
 
 import math
@@ -16,50 +17,109 @@ OTHER = (0.1, 0.825)
 
 
 def fold_run(pair, fold, test, val=None, diverged=False, epochs=30) -> dict:
-    """A run as the store holds it: ``epochs`` epochs, the last one's accuracies given."""
-    config = {"lr": pair[0], "momentum": pair[1], "seed": fold, "fold": fold, "epochs": epochs}
+    """A run as the store holds it: ``epochs`` epochs, the last one's accuracies
+    given."""
+    config = {
+        "lr": pair[0],
+        "momentum": pair[1],
+        "seed": fold,
+        "fold": fold,
+        "epochs": epochs,
+    }
     if diverged:
-        return {"config": config, "diverged": True, "train_loss": [math.inf], "val_acc": [], "test_acc": []}
+        return {
+            "config": config,
+            "diverged": True,
+            "train_loss": [math.inf],
+            "val_acc": [],
+            "test_acc": [],
+        }
     val = test if val is None else val
-    return {"config": config, "diverged": False, "train_loss": [0.1] * epochs,
-            "val_acc": [0.5] * (epochs - 1) + [val], "test_acc": [0.5] * (epochs - 1) + [test]}
+    return {
+        "config": config,
+        "diverged": False,
+        "train_loss": [0.1] * epochs,
+        "val_acc": [0.5] * (epochs - 1) + [val],
+        "test_acc": [0.5] * (epochs - 1) + [test],
+    }
 
 
 def runs_of(scores: dict) -> list[dict]:
-    return [fold_run(pair, fold, test) for pair, tests in scores.items() for fold, test in enumerate(tests)]
+    return [
+        fold_run(pair, fold, test)
+        for pair, tests in scores.items()
+        for fold, test in enumerate(tests)
+    ]
 
 
 def test_golden_first():
-    found = verdict(runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991],
-                             COMMON_PAIR: [0.989, 0.990, 0.988]}))
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.992, 0.991, 0.993],
+                OTHER: [0.990, 0.990, 0.991],
+                COMMON_PAIR: [0.989, 0.990, 0.988],
+            }
+        )
+    )
     assert found.finding == "first" and found.golden_rank == 1 and found.epochs == 30
     assert [c.pair for c in found.comparisons] == [COMMON_PAIR, OTHER]
     assert "ranks 1" in found.text() and "claim holds" in found.text()
 
 
 def test_tied_when_a_pair_is_ahead_within_the_noise():
-    found = verdict(runs_of({GOLDEN_PAIR: [0.990, 0.992, 0.991], OTHER: [0.993, 0.990, 0.993],
-                             COMMON_PAIR: [0.989, 0.990, 0.988]}))
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.990, 0.992, 0.991],
+                OTHER: [0.993, 0.990, 0.993],
+                COMMON_PAIR: [0.989, 0.990, 0.988],
+            }
+        )
+    )
     assert found.finding == "tied" and found.golden_rank == 2
     ahead = next(c for c in found.comparisons if c.pair == OTHER)
-    assert ahead.mean_diff == pytest.approx(-0.001) and ahead.p_adjusted >= contenders.ALPHA
+    assert (
+        ahead.mean_diff == pytest.approx(-0.001)
+        and ahead.p_adjusted >= contenders.ALPHA
+    )
     text = found.text()
-    assert "ranks 2" in text and "ahead by 0.0010" in text and "shares the first place" in text
+    assert (
+        "ranks 2" in text
+        and "ahead by 0.0010" in text
+        and "shares the first place" in text
+    )
 
 
 def test_beaten_when_a_pair_is_ahead_on_every_fold_beyond_the_correction():
-    found = verdict(runs_of({GOLDEN_PAIR: [0.980, 0.981, 0.982], OTHER: [0.990, 0.992, 0.994],
-                             COMMON_PAIR: [0.979, 0.985, 0.978]}))
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.980, 0.981, 0.982],
+                OTHER: [0.990, 0.992, 0.994],
+                COMMON_PAIR: [0.979, 0.985, 0.978],
+            }
+        )
+    )
     assert found.finding == "beaten"
     beaten = next(c for c in found.comparisons if c.pair == OTHER)
-    assert beaten.mean_diff == pytest.approx(-0.011) and beaten.p_adjusted < contenders.ALPHA
-    assert beaten.p_adjusted == pytest.approx(2 * beaten.p_value)  # the smaller of 2 p-values
-    assert "does **not** hold" in found.text() and contenders.label(OTHER) in found.text()
+    assert (
+        beaten.mean_diff == pytest.approx(-0.011)
+        and beaten.p_adjusted < contenders.ALPHA
+    )
+    assert beaten.p_adjusted == pytest.approx(
+        2 * beaten.p_value
+    )  # the smaller of 2 p-values
+    assert (
+        "does **not** hold" in found.text() and contenders.label(OTHER) in found.text()
+    )
 
 
 def test_no_verdict_without_two_golden_folds():
-    runs = runs_of({OTHER: [0.99, 0.99, 0.99]}) + [fold_run(GOLDEN_PAIR, 0, 0.99),
-                                                   fold_run(GOLDEN_PAIR, 1, 0, diverged=True)]
+    runs = runs_of({OTHER: [0.99, 0.99, 0.99]}) + [
+        fold_run(GOLDEN_PAIR, 0, 0.99),
+        fold_run(GOLDEN_PAIR, 1, 0, diverged=True),
+    ]
     found = verdict(runs)
     assert found.finding == "no golden" and found.comparisons == []
     assert "no verdict" in found.text()
@@ -67,34 +127,54 @@ def test_no_verdict_without_two_golden_folds():
 
 
 def test_diverged_unlearned_and_missing_folds_are_paired_by_fold_not_position():
-    """OTHER diverged on fold 0 and never learned on fold 2; COMMON has no fold 1. Each is
-    compared with the golden pair on the folds both finished, not on the first n values."""
+    """OTHER diverged on fold 0 and never learned on fold 2; COMMON has no fold 1. Each
+    is compared with the golden pair on the folds both finished, not on the first n
+    values."""
     runs = runs_of({GOLDEN_PAIR: [0.990, 0.980, 0.970, 0.960]})
-    runs += [fold_run(OTHER, 0, 0, diverged=True), fold_run(OTHER, 1, 0.985), fold_run(OTHER, 2, 0.098),
-             fold_run(OTHER, 3, 0.965)]
-    runs += [fold_run(COMMON_PAIR, k, t) for k, t in ((0, 0.991), (2, 0.971), (3, 0.961))]
+    runs += [
+        fold_run(OTHER, 0, 0, diverged=True),
+        fold_run(OTHER, 1, 0.985),
+        fold_run(OTHER, 2, 0.098),
+        fold_run(OTHER, 3, 0.965),
+    ]
+    runs += [
+        fold_run(COMMON_PAIR, k, t) for k, t in ((0, 0.991), (2, 0.971), (3, 0.961))
+    ]
     results = contenders.pair_results(runs)
     assert results[OTHER].diverged == 1 and results[OTHER].unlearned == 1
     assert results[OTHER].test_by_fold == {1: 0.985, 3: 0.965}
     by_pair = {c.pair: c for c in verdict(runs).comparisons}
-    assert by_pair[OTHER].folds == (1, 3) and by_pair[OTHER].mean_diff == pytest.approx(-0.005)
-    assert by_pair[COMMON_PAIR].folds == (0, 2, 3) and by_pair[COMMON_PAIR].mean_diff == pytest.approx(-0.001)
+    assert by_pair[OTHER].folds == (1, 3) and by_pair[OTHER].mean_diff == pytest.approx(
+        -0.005
+    )
+    assert by_pair[COMMON_PAIR].folds == (0, 2, 3) and by_pair[
+        COMMON_PAIR
+    ].mean_diff == pytest.approx(-0.001)
 
 
 def test_a_pair_with_one_shared_fold_is_not_compared():
     runs = runs_of({GOLDEN_PAIR: [0.99, 0.98, 0.97]}) + [fold_run(OTHER, 2, 0.999)]
     found = verdict(runs)
-    assert found.comparisons == [] and found.ranking[0].pair == OTHER and found.finding == "tied"
+    assert (
+        found.comparisons == []
+        and found.ranking[0].pair == OTHER
+        and found.finding == "tied"
+    )
 
 
 def test_holm_against_a_hand_computation():
     adjusted = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5})
     assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5})
-    assert stats.holm({}) == {} and stats.holm({"x": 0.7, "y": 0.6}) == {"y": 1.0, "x": 1.0}
+    assert stats.holm({}) == {} and stats.holm({"x": 0.7, "y": 0.6}) == {
+        "y": 1.0,
+        "x": 1.0,
+    }
 
 
 def test_table_has_a_row_per_pair_with_its_comparison():
-    found = verdict(runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991]}))
+    found = verdict(
+        runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991]})
+    )
     lines = contenders.table(found).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| 1 | 0.016 | 0.874 | 0.9920 ± ")
     assert lines[2].endswith("| 3 | — | — | — |") and "| +0.0017 ± " in lines[3]
@@ -102,24 +182,70 @@ def test_table_has_a_row_per_pair_with_its_comparison():
 
 
 def test_rank_figure_follows_each_pair_through_the_rungs():
-    grid = [fold_run(pair, -1, acc, epochs=2) | {"config": {"lr": pair[0], "momentum": pair[1], "seed": s,
-                                                            "fold": -1, "epochs": 2}}
-            for s in range(3) for pair, acc in ((GOLDEN_PAIR, 0.97), (OTHER, 0.98), (COMMON_PAIR, 0.96),
-                                                ((0.001, 0.9), 0.90))]
-    rung1 = runs_of({GOLDEN_PAIR: [0.990] * 3, OTHER: [0.985] * 3, COMMON_PAIR: [0.980] * 3})
+    grid = [
+        fold_run(pair, -1, acc, epochs=2)
+        | {
+            "config": {
+                "lr": pair[0],
+                "momentum": pair[1],
+                "seed": s,
+                "fold": -1,
+                "epochs": 2,
+            }
+        }
+        for s in range(3)
+        for pair, acc in (
+            (GOLDEN_PAIR, 0.97),
+            (OTHER, 0.98),
+            (COMMON_PAIR, 0.96),
+            ((0.001, 0.9), 0.90),
+        )
+    ]
+    rung1 = runs_of(
+        {GOLDEN_PAIR: [0.990] * 3, OTHER: [0.985] * 3, COMMON_PAIR: [0.980] * 3}
+    )
     rung2 = runs_of({GOLDEN_PAIR: [0.991] * 3, OTHER: [0.993] * 3})
-    assert contenders.ranks(contenders.pair_results(rung2)) == {OTHER: 1, GOLDEN_PAIR: 2}
+    assert contenders.ranks(contenders.pair_results(rung2)) == {
+        OTHER: 1,
+        GOLDEN_PAIR: 2,
+    }
     fig = contenders.rank_figure(grid, rung1, rung2)
     lines = {tuple(line.get_ydata()) for line in fig.axes[0].lines}
-    assert lines == {(2, 1, 2), (1, 2, 1), (3, 3)}  # golden, other, common (cut after 10 epochs)
+    assert lines == {
+        (2, 1, 2),
+        (1, 2, 1),
+        (3, 3),
+    }  # golden, other, common (cut after 10 epochs)
     plt.close(fig)
-    assert contenders.missed(grid, [GOLDEN_PAIR, OTHER, COMMON_PAIR]) == ((0.001, 0.9), 4, 0.90)
+    assert contenders.missed(grid, [GOLDEN_PAIR, OTHER, COMMON_PAIR]) == (
+        (0.001, 0.9),
+        4,
+        0.90,
+    )
 
 
 def test_missed_text_names_the_slowest_pair_left_out():
-    grid = [fold_run(pair, -1, acc, epochs=2) | {"config": {"lr": pair[0], "momentum": pair[1], "seed": s,
-                                                            "fold": -1, "epochs": 2}}
-            for s in range(2) for pair, acc in ((GOLDEN_PAIR, 0.97), ((0.001, 0.9), 0.90), ((0.0001, 0.9), 0.5))]
+    grid = [
+        fold_run(pair, -1, acc, epochs=2)
+        | {
+            "config": {
+                "lr": pair[0],
+                "momentum": pair[1],
+                "seed": s,
+                "fold": -1,
+                "epochs": 2,
+            }
+        }
+        for s in range(2)
+        for pair, acc in (
+            (GOLDEN_PAIR, 0.97),
+            ((0.001, 0.9), 0.90),
+            ((0.0001, 0.9), 0.5),
+        )
+    ]
     text = contenders.missed_text(grid, runs_of({GOLDEN_PAIR: [0.99] * 3}))
-    assert "η=0.0001, α=0.9, rank 3 of 3 after 2 epochs (mean validation accuracy 0.5000)" in text
+    assert (
+        "η=0.0001, α=0.9, rank 3 of 3 after 2 epochs (mean validation accuracy 0.5000)"
+        in text
+    )
     assert "with 3 folds instead of ten" in text
