@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -108,9 +109,26 @@ def _sigint_ignored_by_children(processes: bool):
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        _start_quiet_resource_tracker()
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# After Ctrl-C the workers' queues are never closed, and multiprocessing's resource tracker
+# frees their semaphores, as it is there to do, with a warning per kind on stderr. The
+# tracker is started here with that one warning silenced (it takes the interpreter's -W).
+TRACKER_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+
+
+def _start_quiet_resource_tracker() -> None:
+    from multiprocessing import resource_tracker
+
+    sys.warnoptions.append(TRACKER_QUIET)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(TRACKER_QUIET)
 
 
 def sweep(
