@@ -115,9 +115,9 @@ def _sigint_ignored_by_children(processes: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-# After Ctrl-C the workers' queues are never closed, and multiprocessing's resource tracker
-# frees their semaphores, as it is there to do, with a warning per kind on stderr. The
-# tracker is started here with that one warning silenced (it takes the interpreter's -W).
+# After Ctrl-C the workers' queues are never closed, and multiprocessing's resource
+# tracker frees their semaphores, as it is there to do, with a warning per kind on
+# stderr. It is started here with that one warning silenced (it takes the -W options).
 TRACKER_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
 
 
