@@ -114,6 +114,9 @@ FAULTS = [
     ("home empty", "train", {"GOLDEN_DATA_HOME": ""}, ["GOLDEN_DATA_HOME is set"]),
     ("home blank", "train", {"GOLDEN_DATA_HOME": " "}, ["GOLDEN_DATA_HOME is set"]),
     ("source empty", "train", {"GOLDEN_MNIST_SOURCE": ""}, ["GOLDEN_MNIST_SOURCE is"]),
+    # a results folder that cannot be used, found before any data are loaded
+    ("results under a file", "sweep grid --protocol quick --lrs 0.1 --momenta 0.5",
+     {"GOLDEN_RESULTS": "{tmp}/file/results"}, ["cannot write results to", "GOLDEN_RESULTS"]),
     # data folders that cannot be used
     ("home under a file", "train", {"GOLDEN_DATA_HOME": "{tmp}/file/home"},
      ["cannot write to", "Not a directory", "GOLDEN_DATA_HOME"]),
@@ -301,3 +304,30 @@ def test_stored_numbers_are_what_train_prints(capsys, monkeypatch):
     expected = [number for epoch in epochs for number in epoch]
     expected.append(record["test_acc"][-1])
     assert printed == [f"{number:.4f}" for number in expected]
+
+
+def test_a_folder_in_place_of_a_record_is_one_line_before_training(capsys, tmp_path):
+    from golden.experiments import PROTOCOLS
+    from golden.store import Store
+
+    folder = Store(tmp_path / "results").folder("custom", PROTOCOLS["quick"])
+    (folder / "lr0.1_m0.5_s1.json").mkdir(parents=True)
+    status = exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split())
+    assert_fault(status, capsys.readouterr().err, "lr0.1_m0.5_s1.json", "in the way of a record")
+    assert [p.name for p in folder.iterdir()] == ["lr0.1_m0.5_s1.json"]  # nothing trained
+
+
+def test_a_custom_grid_counts_its_own_runs(capsys, monkeypatch, tmp_path):
+    """A record of another custom grid in the same folder is not counted as this grid's."""
+    from golden.experiments import PROTOCOLS
+    from golden.store import Store
+
+    quick = PROTOCOLS["quick"]
+    store = Store(tmp_path / "results")
+    folder = store.folder("custom", quick)
+    store.prepare(folder, [])
+    other = TrainConfig(lr=0.3, momentum=0.5, epochs=1, seed=0)
+    store.write(folder, REAL_TRAIN(other, TINY_DATA, progress=False).as_dict(), quick, "custom")
+    monkeypatch.setattr(runner, "sweep", lambda *args, **kwargs: folder)  # trains nothing
+    assert exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split()) == 0
+    assert "custom: 0 of 2 runs stored" in capsys.readouterr().out
