@@ -234,7 +234,7 @@ def run(quick: bool = False) -> list[str]:
         f"{'':<36}{'img/s':>9}{'GFLOP/s':>10}{'of ceiling':>12}{'vs plain':>11}",
         row("plain loop (DataLoader, NCHW)", plain),
         row(f"golden trainer ({threads} threads)", single),
-        row(f"golden sweep (Dask, {workers} workers x 1 thread)", sweep),
+        row(f"golden sweep (Dask, {workers} x 1 thread)", sweep),
         row(f"same via a process pool ({workers} procs)", engines["pool"]),
         f"{ceiling_name:<36}{'':>9}{ceiling:>10.1f}{1:>12.0%}   (measured {min(ceilings):.0f}-{max(ceilings):.0f})",
         f"training FLOPs per image: {flops / 1e6:.2f} M (FlopCounterMode: convolutions and matmuls only)",

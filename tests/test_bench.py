@@ -28,7 +28,7 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
     lines = bench.run(quick=True)
     rows = {match["name"].split(" (")[0]: match for match in map(ROW.match, lines) if match}
     assert list(rows) == ["plain loop", "golden trainer", "golden sweep", "same via a process pool"]
-    assert f"(Dask, {os.cpu_count()} workers x 1 thread)" in lines[4]
+    assert f"(Dask, {os.cpu_count()} x 1 thread)" in lines[4]
     plain = float(rows["plain loop"]["rate"].replace(",", ""))
     flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[7])[1]) * 1e6
     for match in rows.values():
