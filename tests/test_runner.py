@@ -176,6 +176,12 @@ def test_a_worker_killed_during_a_run_is_replaced_and_nothing_is_lost(
     ]
 
 
+def default_sigint() -> None:
+    """Ctrl-C's default, as at a terminal: a shell's background job (CI's, say) starts
+    its children with SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_a_sweep_with_one_line(tmp_path):
     """Ctrl-C reaches the whole process group, workers included: one line, exit 130, and
     the records already written stay intact."""
@@ -197,6 +203,7 @@ def test_ctrl_c_ends_a_sweep_with_one_line(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
     folder = Store(tmp_path).folder("custom", ex.PROTOCOLS["quick"])
     deadline = time.monotonic() + 180
