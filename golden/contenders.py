@@ -231,8 +231,8 @@ def missed(grid_runs: list[dict], promoted: list[Pair]) -> tuple[Pair, int, floa
     """The grid pair with the smallest learning rate that the rule left out, its 2-epoch
     rank and its mean validation accuracy: the kind of pair that a short first rung can
     miss."""
-    grid_ranks = ranks(pair_results(grid_runs))
     results = pair_results(grid_runs)
+    grid_ranks = ranks(results)
     left_out = [pair for pair in grid_ranks if pair not in promoted]
     slowest = min(left_out, key=lambda pair: (pair[0], grid_ranks[pair]))
     return slowest, grid_ranks[slowest], results[slowest].val_mean

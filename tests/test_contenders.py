@@ -44,6 +44,13 @@ def fold_run(pair, fold, test, val=None, diverged=False, epochs=30) -> dict:
     }
 
 
+def grid_run(pair, seed, val) -> dict:
+    """A 2-epoch run of the grid: seed ``seed`` on the fixed split (fold -1)."""
+    run = fold_run(pair, -1, val, epochs=2)
+    run["config"]["seed"] = seed
+    return run
+
+
 def runs_of(scores: dict) -> list[dict]:
     return [
         fold_run(pair, fold, test)
@@ -183,16 +190,7 @@ def test_table_has_a_row_per_pair_with_its_comparison():
 
 def test_rank_figure_follows_each_pair_through_the_rungs():
     grid = [
-        fold_run(pair, -1, acc, epochs=2)
-        | {
-            "config": {
-                "lr": pair[0],
-                "momentum": pair[1],
-                "seed": s,
-                "fold": -1,
-                "epochs": 2,
-            }
-        }
+        grid_run(pair, s, acc)
         for s in range(3)
         for pair, acc in (
             (GOLDEN_PAIR, 0.97),
@@ -226,16 +224,7 @@ def test_rank_figure_follows_each_pair_through_the_rungs():
 
 def test_missed_text_names_the_slowest_pair_left_out():
     grid = [
-        fold_run(pair, -1, acc, epochs=2)
-        | {
-            "config": {
-                "lr": pair[0],
-                "momentum": pair[1],
-                "seed": s,
-                "fold": -1,
-                "epochs": 2,
-            }
-        }
+        grid_run(pair, s, acc)
         for s in range(2)
         for pair, acc in (
             (GOLDEN_PAIR, 0.97),
