@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from golden import theory
 from golden.data import DataError
@@ -65,6 +66,12 @@ def build_parser() -> OneLineParser:
                            "else a local cluster, one worker per core)")
     many.add_argument("--plan", action="store_true",
                       help="print the runs, epochs and estimated core-hours, and run nothing")
+
+    drawn = commands.add_parser("figures", help="draw every figure of the book from the stored "
+                                "results, without executing a chapter")
+    drawn.add_argument("--out", type=Path, default=None,
+                       help="folder for the PNG files (default: the book's figures/)")
+    drawn.add_argument("names", nargs="*", help="only these figures (default: all)")
 
     bench = commands.add_parser("bench", help="measure training speed against the plain PyTorch loop")
     bench.add_argument("--quick", action="store_true", help="few steps, for CI")
@@ -143,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             run_train(args)
         elif args.command == "sweep":
             run_sweep(args)
+        elif args.command == "figures":
+            from golden import figures
+
+            for path in figures.write(args.out, args.names or None):
+                print(path)
         else:
             from golden import bench
 

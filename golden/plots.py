@@ -21,6 +21,10 @@ STYLE = {
     "axes.spines.right": False,
     "font.size": 10,
     "legend.frameon": False,
+    # Opaque white: the book's dark theme would put a transparent figure's black text on black.
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
 }
 
 
@@ -33,16 +37,18 @@ def stamp(fig: plt.Figure, note: str = "") -> None:
     """Write the run mode (and an optional protocol note) under the figure's right corner; the
     tight bounding box of ``savefig`` grows to hold it, so it never covers an axis label."""
     text = f"mode: {settings.mode_name()}" + (f" · {note}" if note else "")
-    fig.text(0.99, -0.01, text, ha="right", va="top", fontsize=7, color="0.4")
+    fig.text(0.99, -0.01, text, ha="right", va="top", fontsize=8, color="0.4")
 
 
-def save_figure(fig: plt.Figure, name: str, note: str = "") -> Path:
-    """Stamp ``fig`` and write it as ``<figures>/<name>.png``; return the path."""
-    stamp(fig, note)
-    folder = settings.figures_dir()
+def save_figure(fig: plt.Figure, name: str, note: str = "", folder: Path | None = None) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` (default folder: the book's figures), on white;
+    with a ``note``, stamp it first (figures of :mod:`golden.figures` come stamped)."""
+    if note:
+        stamp(fig, note)
+    folder = Path(folder) if folder is not None else settings.figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path)
+    fig.savefig(path, facecolor="white", transparent=False)
     return path
 
 

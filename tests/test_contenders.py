@@ -9,8 +9,9 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from golden import contenders, stats
-from golden.contenders import verdict
+from golden import stats
+from golden.studies import contenders
+from golden.studies.contenders import verdict
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 
 OTHER = (0.1, 0.825)

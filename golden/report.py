@@ -1,0 +1,124 @@
+"""What every results chapter shows around its numbers, written once.
+
+A :class:`Study` is an experiment's stored runs under one protocol (or the quick
+fallback); its :meth:`Study.header` says what *this* experiment ran, read from its runs'
+configurations rather than from the protocol's defaults, in lines of at most 88
+characters. :func:`table` turns rows into a Markdown table, :func:`pair_label` names a
+(learning rate, momentum) pair the same way on every page.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from golden import experiments
+from golden.protocols import Protocol
+from golden.results import Run, runs_of
+
+OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "adam": "Adam"}
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE"}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One experiment's runs under one protocol, and whether they are the quick fallback."""
+
+    experiment: str
+    proto: Protocol
+    runs: tuple[Run, ...]
+    fell_back: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return max(run.config.epochs for run in self.runs)
+
+    @property
+    def replicates(self) -> list[int]:
+        return sorted({run.replicate for run in self.runs})
+
+    @property
+    def cross_validated(self) -> bool:
+        return any(run.config.fold >= 0 for run in self.runs)
+
+    def header(self) -> str:
+        return header(self.experiment, self.proto, self.runs)
+
+    def note(self) -> str:
+        return results_note(self.proto, self.fell_back)
+
+    def stamp(self, extra: str = "") -> str:
+        """The protocol note written under this study's figures."""
+        note = f"{self.experiment}, protocol {self.proto.name} [{self.proto.digest()}]"
+        return note + (f", {extra}" if extra else "")
+
+
+def load(experiment_name: str, preferred: str = "book") -> Study:
+    """The complete stored runs of an experiment, else the quick protocol's (see
+    :func:`golden.experiments.stored_or_quick`)."""
+    proto, records, fell_back = experiments.stored_or_quick(experiment_name, preferred)
+    return Study(experiment_name, proto, tuple(runs_of(records)), fell_back)
+
+
+def _numbers(values: Iterable[int]) -> str:
+    values = sorted(set(values))
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
+
+
+def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
+    """What the runs of an experiment ran: data, epochs, optimisers, losses, replicates,
+    how they ended and their compute, each line at most 88 characters."""
+    runs = list(runs)
+    folds = [run.config.fold for run in runs if run.config.fold >= 0]
+    replicates = (f"folds {_numbers(folds)} of a stratified 10-fold split" if folds
+                  else f"seeds {_numbers(run.config.seed for run in runs)}")
+    epochs = _numbers(run.config.epochs for run in runs)
+    optimizers = ", ".join(OPTIMIZER_NAMES.get(o, o) for o in
+                           sorted({run.config.optimizer for run in runs}, reverse=True))
+    losses = ", ".join(LOSS_NAMES.get(o, o) for o in sorted({run.config.loss for run in runs}))
+    ended = {status: sum(run.status == status for run in runs)
+             for status in ("diverged", "unlearned")}
+    hours = sum(run.wall_time_s for run in runs) / 3600
+    lines = [
+        f"{experiment_name}, protocol '{proto.name}' [{proto.digest()}]",
+        f"  data: {proto.data_line()}",
+        f"  {len(runs)} runs of {epochs} epochs, {replicates}",
+        f"  {proto.model.upper()}, batch {runs[0].config.batch_size if runs else proto.batch_size}"
+        f", {optimizers}; loss {losses}",
+        f"  {ended['diverged']} diverged, {ended['unlearned']} at chance accuracy; "
+        f"{hours:.2f} core-hours",
+    ]
+    return "\n".join(lines)
+
+
+def results_note(proto: Protocol, fell_back: bool) -> str:
+    """The box a chapter shows above its results: stored results, or a quick fallback."""
+    if fell_back:
+        return (":::{warning}\nThe stored `book`-protocol results were not found, so this page "
+                "shows the tiny `quick` protocol, run just now. Its numbers say nothing about "
+                "the claims; run `make reproduce` and rebuild.\n:::")
+    return (f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], made "
+            "by `golden`'s runner (`python -m golden sweep`); this page only reads them.\n:::")
+
+
+def table(headers: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+    """A Markdown table; cells are written with ``str`` (format numbers before)."""
+    headers = list(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = [str(cell).replace("|", "\\|") for cell in row]
+        if len(cells) != len(headers):
+            raise ValueError(f"a row has {len(cells)} cells for {len(headers)} columns")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pair_label(pair: tuple[float, float]) -> str:
+    """η and α of a pair, with the book's names for the golden and the common pair."""
+    name = {experiments.GOLDEN_PAIR: " (golden)", experiments.COMMON_PAIR: " (common)"}
+    return f"η={pair[0]:g}, α={pair[1]:g}{name.get(pair, '')}"
+
+
+def percent_list(levels: Iterable[float]) -> str:
+    return ", ".join(f"{level:.0%}" for level in levels)
