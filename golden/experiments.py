@@ -68,10 +68,13 @@ def as_variants(pairs: list[tuple[float, float]], **fields) -> list[dict]:
 
 
 def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
-    """The golden pair, the common pair and the ``best`` other pairs by mean final validation
-    accuracy over their replicates; pairs with a diverged replicate do not compete."""
-    stable = [row for row in summarise(runs) if row["diverged"] == 0 and not math.isnan(row["val_acc_mean"])]
-    ranked = [row["pair"] for row in sorted(stable, key=lambda row: -row["val_acc_mean"])]
+    """The golden pair, the common pair and the ``best`` other pairs by mean final
+    validation accuracy over their replicates; a pair with a run that diverged or did not
+    learn does not compete."""
+    from golden.results import group  # results reads configs through train, as this does
+
+    stable = [g for g in group(runs).values() if len(g.learned) == len(g.runs)]
+    ranked = [g.key for g in sorted(stable, key=lambda g: -g.estimate("val_acc").mean)]
     chosen = [GOLDEN_PAIR, COMMON_PAIR]
     for pair in ranked:
         if len(chosen) == 2 + best:
