@@ -1,0 +1,66 @@
+"""Checks of golden.figures: every figure of the book is registered once, drawn without a
+chapter, on white, and legible at the width the page shows it."""
+from __future__ import annotations
+
+import re
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.text import Text
+
+from golden import cli, figures, plots
+
+PAGE_WIDTH_IN = 7.5  # the book's content column: a wider figure is shrunk to it
+SMALLEST_PT = 6.0  # the smallest text a reader sees on the page, in points
+SHOWN = re.compile(r"""plots\.show\([^"]*"(\w+)"\)""", re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def drawn() -> dict[str, plt.Figure]:
+    plots.use_style()
+    return {name: draw() for name, draw in figures.registry().items()}
+
+
+def test_every_page_figure_and_every_committed_png_is_registered(repo_root):
+    registered = set(figures.registry())
+    shown = {name for chapter in (repo_root / "chapters").glob("*.md")
+             for name in SHOWN.findall(chapter.read_text())}
+    committed = {path.stem for path in (repo_root / "figures").glob("*.png")}
+    assert shown <= registered, f"shown but not registered: {sorted(shown - registered)}"
+    assert committed <= registered, f"stale PNGs: {sorted(committed - registered)}"
+
+
+def test_every_figure_draws_and_is_stamped(drawn):
+    for name, fig in drawn.items():
+        assert fig.axes, name
+        stamps = [t.get_text() for t in fig.texts if t.get_text().startswith("mode: ")]
+        assert len(stamps) == 1, f"{name}: {len(stamps)} stamps"
+
+
+def test_every_text_is_legible_at_the_page_width(drawn):
+    for name, fig in drawn.items():
+        width = fig.get_size_inches()[0]
+        scale = min(1.0, PAGE_WIDTH_IN / width)
+        for text in fig.findobj(Text):
+            if text.get_visible() and text.get_text().strip():
+                shown_pt = text.get_fontsize() * scale
+                assert shown_pt >= SMALLEST_PT, (
+                    f"{name}: {text.get_text()[:30]!r} shows at {shown_pt:.1f} pt "
+                    f"({text.get_fontsize():g} pt in a {width:g} in wide figure)")
+
+
+def test_the_command_writes_figures_on_white(tmp_path, capsys):
+    name = next(iter(figures.registry()))
+    assert cli.main(["figures", "--out", str(tmp_path), name]) == 0
+    path = tmp_path / f"{name}.png"
+    assert capsys.readouterr().out.strip() == str(path)
+    image = plt.imread(path)
+    assert image.shape[2] == 3 or image[..., 3].min() == 1.0  # opaque
+    assert image[0, 0, :3].tolist() == [1.0, 1.0, 1.0]  # the corner is white
+
+
+def test_an_unknown_figure_is_one_line_and_status_2(tmp_path, capsys):
+    assert cli.main(["figures", "--out", str(tmp_path), "no_such_figure"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "unknown figure 'no_such_figure'" in error
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,52 @@
+"""Checks of golden.report: the header says what the runs ran, the tables are Markdown and
+the labels name the book's pairs."""
+from __future__ import annotations
+
+import pytest
+from factories import make_run
+
+from golden import experiments, report
+from golden.protocols import protocol
+
+
+def test_the_header_reads_the_runs_not_the_protocol_defaults():
+    runs = [make_run(replicate=k, epochs=5, optimizer=o, lr=1e-3 if o == "adam" else 0.016,
+                     momentum=0.0 if o == "adam" else 0.874)
+            for k in range(3) for o in ("sgd", "adam")]
+    text = report.header("noise", protocol("book"), runs)
+    assert "18" not in text and "6 runs of 5 epochs, seeds 0-2" in text
+    assert "SGD with momentum, Adam" in text and "2 epochs" not in text
+    assert all(len(line) <= 88 for line in text.splitlines())
+
+
+def test_the_header_counts_how_runs_ended_and_names_folds():
+    runs = [make_run(replicate=k, folds=True) for k in (0, 1, 2)]
+    runs += [make_run(replicate=3, folds=True, diverged=True),
+             make_run(replicate=4, folds=True, test_acc=0.1)]
+    text = report.header("contenders30", protocol("book"), runs)
+    assert "folds 0-4 of a stratified 10-fold split" in text
+    assert "1 diverged, 1 at chance accuracy" in text
+
+
+def test_a_table_is_markdown_and_refuses_a_ragged_row():
+    table = report.table(["pair", "acc"], [["a|b", 0.5]])
+    assert table.splitlines() == ["| pair | acc |", "|---|---|", "| a\\|b | 0.5 |"]
+    with pytest.raises(ValueError, match="2 columns"):
+        report.table(["pair", "acc"], [[1]])
+
+
+def test_pair_labels_name_the_golden_and_the_common_pair():
+    assert report.pair_label(experiments.GOLDEN_PAIR).endswith("(golden)")
+    assert report.pair_label(experiments.COMMON_PAIR) == "η=0.01, α=0.9 (common)"
+    assert report.pair_label((0.1, 0.8)) == "η=0.1, α=0.8"
+
+
+def test_the_results_note_warns_when_it_fell_back_to_quick():
+    assert "{warning}" in report.results_note(protocol("quick"), True)
+    assert "b17398cc" in report.results_note(protocol("book"), False)
+
+
+def test_a_study_stamps_its_experiment_and_protocol():
+    study = report.Study("grid", protocol("book"), (make_run(epochs=2),))
+    assert study.stamp("95% bands") == "grid, protocol book [b17398cc], 95% bands"
+    assert study.epochs == 2 and study.replicates == [0] and not study.cross_validated

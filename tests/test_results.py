@@ -1,0 +1,90 @@
+"""Checks of golden.results: how runs end, pairing by replicate, Holm families, estimates
+and the reading of older records."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from factories import make_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from golden import results, stats
+
+
+def test_a_run_ends_learned_diverged_or_unlearned():
+    assert make_run(test_acc=0.98).status == "learned"
+    assert make_run(diverged=True).status == "diverged"
+    assert make_run(test_acc=0.11).status == "unlearned"  # finite loss, chance accuracy
+
+
+def test_only_learned_runs_enter_a_mean_and_the_others_are_counted():
+    runs = [make_run(replicate=0, test_acc=0.98), make_run(replicate=1, test_acc=0.96),
+            make_run(replicate=2, diverged=True), make_run(replicate=3, test_acc=0.1)]
+    group = results.group(runs)[(0.016, 0.874)]
+    assert group.values("test_acc") == {0: 0.98, 1: 0.96}
+    assert (group.diverged, group.unlearned) == (1, 1)
+    assert group.estimate("test_acc").mean == pytest.approx(0.97)
+    assert group.replicates == [0, 1, 2, 3]
+
+
+def test_comparisons_pair_by_replicate_never_by_position():
+    # seed 0 of a diverged: a positional pairing would put b's seed 1 beside a's seed 0
+    a = {0: 0.90, 1: 0.91, 2: 0.92}
+    b = {1: 0.91, 2: 0.92}
+    comparison = results.compare(a, b)
+    assert comparison.replicates == (1, 2)
+    assert comparison.diff.mean == 0.0 and comparison.p_value == 1.0
+
+
+def test_a_comparison_needs_two_shared_replicates():
+    assert results.compare({0: 0.9, 1: 0.8}, {1: 0.7, 2: 0.6}) is None
+
+
+def test_a_family_is_holm_adjusted_together_and_drops_missing_comparisons():
+    c1 = results.compare({0: 0.90, 1: 0.92, 2: 0.94}, {0: 0.80, 1: 0.83, 2: 0.85})
+    c2 = results.compare({0: 0.90, 1: 0.91, 2: 0.95}, {0: 0.90, 1: 0.92, 2: 0.93})
+    tested = results.family([c1, None, c2])
+    expected = stats.holm({0: c1.p_value, 1: c2.p_value})
+    assert [c.p_adjusted for c in tested] == [expected[0], expected[1]]
+    assert tested[0].direction == 1 and tested[1].direction == 0
+
+
+def test_direction_reads_the_adjusted_p_value():
+    difference = results.Estimate(-0.01, 0.002, 3)
+    raw_only = results.Comparison("a", "b", (0, 1, 2), difference, 0.01)
+    adjusted = results.Comparison("a", "b", (0, 1, 2), difference, 0.01, 0.2)
+    assert raw_only.direction == -1 and adjusted.direction == 0
+
+
+def test_estimates_format_with_their_interval_or_alone():
+    assert format(results.Estimate.of([0.9, 0.92]), ".3f").startswith("0.910 ± ")
+    assert format(results.Estimate.of([0.9]), ".3f") == "0.900"
+    assert format(results.Estimate.of([]), ".3f") == "n/a"
+
+
+def test_an_old_record_without_fold_reads_as_the_fixed_split():
+    record = {"config": {"lr": 0.01, "momentum": 0.9, "epochs": 2, "seed": 2},
+              "diverged": False, "train_loss": [0.3, 0.2], "val_acc": [0.9, 0.95],
+              "test_acc": [0.91, 0.96], "val_confusion": [[[1]]], "wall_time_s": 3.0}
+    run = results.Run.from_record(record)
+    assert (run.config.fold, run.replicate, run.pair) == (-1, 2, (0.01, 0.9))
+    assert run.final("test_acc") == 0.96 and run.final("test_acc", 1) == 0.91
+    assert "val_confusion" not in run.metrics and math.isnan(run.final("val_mi"))
+
+
+def test_cross_validated_runs_pair_on_their_fold():
+    run = make_run(replicate=4, folds=True)
+    assert run.replicate == run.config.fold == 4
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0.2, 1.0), min_size=2, max_size=8),
+       st.lists(st.floats(-0.05, 0.05), min_size=2, max_size=8))
+def test_a_paired_difference_is_the_mean_of_the_differences(values, shifts):
+    n = min(len(values), len(shifts))
+    a = dict(enumerate(values[:n]))
+    b = {k: v + shifts[k] for k, v in a.items()}
+    comparison = results.compare(a, b)
+    assert comparison.diff.mean == pytest.approx(-sum(shifts[:n]) / n, abs=1e-9)
+    assert 0.0 <= comparison.p_value <= 1.0
