@@ -1,0 +1,348 @@
+"""The break-even study (Jastrzebski et al. 2020), from its stored runs.
+
+Runs at four learning rates of the grid, at the golden momentum and at the common one,
+are probed through their first epoch (gradient noise and sharpness on a fixed probe
+batch, see :mod:`golden.diagnostics`). Here those probes become the curves figure, the
+table at the last probe, the Spearman trends of each measure in the effective step
+η/(1−α) (Holm-corrected over the four measures) and the verdict, a value whose prose is
+built from its numbers. Only runs that learned enter a mean or a trend; diverged runs
+and runs at chance accuracy are counted in the table.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+from scipy import stats as scipy_stats
+
+from golden import beyond, experiments, plots, report, stats, theory
+from golden.results import FAMILY_ALPHA, Estimate, Group, Run, group
+
+Pair = tuple[float, float]
+
+MEASURES = {
+    "grad_variance": "gradient variance tr(C)/B",
+    "grad_top": "largest noise eigenvalue λmax(C)/B",
+    "grad_conditioning": "conditioning λmax(C)/tr(C)",
+    "sharpness": "sharpness (top Hessian eigenvalue)",
+}
+SHORT = {
+    "grad_variance": "gradient variance",
+    "grad_top": "largest noise eigenvalue",
+    "grad_conditioning": "conditioning ratio",
+    "sharpness": "sharpness",
+}
+COLUMNS = {
+    "grad_variance": "gradient variance",
+    "grad_top": "λmax(C)/B",
+    "grad_conditioning": "conditioning",
+    "sharpness": "sharpness",
+}
+
+
+def probe(run: Run, key: str) -> list[float]:
+    """A run's series of one measure at its probes; ``grad_top`` is λmax(C)/B, the
+    product of tr(C)/B and λmax(C)/tr(C)."""
+    if key == "grad_top":
+        return [v * c for v, c in zip(run.probes["grad_variance"],
+                                      run.probes["grad_conditioning"])]
+    return list(run.probes[key])
+
+
+def effective_step(pair: Pair) -> float:
+    return pair[0] / (1 - pair[1])
+
+
+def steps(study: report.Study) -> list[int]:
+    """The steps at which the runs were probed (those of the first run with probes)."""
+    return next((list(run.probes["step"]) for run in study.runs
+                 if run.probes.get("step")), [])
+
+
+def threshold_lines() -> str:
+    """h_max of the sharpness threshold for the golden and the common pair."""
+    common = experiments.COMMON_PAIR
+    return (f"golden pair (η, α) = ({theory.ETA:.5f}, {theory.ALPHA:.5f}): h_max = "
+            f"{beyond.sharpness_limit(theory.ETA, theory.ALPHA):.1f}\n"
+            f"{report.pair_label(common)}: "
+            f"h_max = {beyond.sharpness_limit(*common):.1f}")
+
+
+def design(study: report.Study) -> str:
+    """The grid and the probing of this study's runs, in lines of at most 88 chars."""
+    lrs = ", ".join(f"{lr:g}" for lr in sorted({run.config.lr for run in study.runs}))
+    momenta = ", ".join(f"{m:g}" for m in sorted({run.config.momentum
+                                                    for run in study.runs}))
+    every = sorted({run.config.probe_every for run in study.runs})
+    probed = steps(study)
+    last = f"; the last at step {probed[-1]}" if probed else ""
+    return (f"  learning rates {lrs} x momenta {momenta}\n"
+            f"  probes every {', '.join(map(str, every))} steps, before the step{last}")
+
+
+# --- the table at the last probe -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One pair at the last probe: each measure and test accuracy over learned runs."""
+
+    pair: Pair
+    measures: dict[str, Estimate]
+    test_acc: Estimate
+    runs: int
+    learned: int
+
+    @property
+    def effective_step(self) -> float:
+        return effective_step(self.pair)
+
+    @property
+    def limit(self) -> float:
+        return beyond.sharpness_limit(*self.pair)
+
+    @property
+    def sharpness_share(self) -> float:
+        return self.measures["sharpness"].mean / self.limit
+
+
+def _row(pair: Pair, grouped: Group) -> Row:
+    learned = [grouped.learned[k] for k in sorted(grouped.learned)]
+    measures = {key: Estimate.of(probe(run, key)[-1] for run in learned)
+                for key in MEASURES}
+    return Row(pair, measures, grouped.estimate("test_acc"), len(grouped.runs),
+               len(learned))
+
+
+def rows(study: report.Study) -> list[Row]:
+    """Every pair of the study, by effective step."""
+    return sorted((_row(pair, g) for pair, g in group(study.runs).items()),
+                  key=lambda row: row.effective_step)
+
+
+def _g(estimate: Estimate) -> str:
+    if math.isnan(estimate.mean):
+        return "n/a"
+    if math.isnan(estimate.half):
+        return f"{estimate.mean:.4g}"
+    return f"{estimate.mean:.4g} ± {estimate.half:.2g}"
+
+
+def table(study: report.Study) -> str:
+    """The measures at the last probe, mean ± 95% CI over the runs that learned."""
+    body = []
+    for row in rows(study):
+        marker = " **(golden)**" if row.pair == experiments.GOLDEN_PAIR else ""
+        share = row.sharpness_share
+        share = "n/a" if math.isnan(share) else f"{share:.3f}"
+        body.append([f"{row.pair[0]:g}{marker}", f"{row.pair[1]:g}",
+                     f"{row.effective_step:.4g}",
+                     *(_g(row.measures[key]) for key in MEASURES), share,
+                     format(row.test_acc, ".4f"), f"{row.learned} of {row.runs}"])
+    return report.table(["η", "α", "η/(1−α)", *COLUMNS.values(), "sharpness / h_max",
+                         "test accuracy after 1 epoch", "runs learned"], body)
+
+
+# --- trends in the effective step ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Spearman's ρ of one measure at the last probe against the effective step."""
+
+    key: str
+    rho: float
+    p_value: float
+    p_adjusted: float  # Holm over the four measures
+    n: int
+
+    @property
+    def direction(self) -> int:
+        """-1: falls, +1: rises as the step grows, 0: no trend after the correction."""
+        if math.isnan(self.p_adjusted) or self.p_adjusted >= FAMILY_ALPHA:
+            return 0
+        return 1 if self.rho > 0 else -1
+
+    def phrase(self) -> str:
+        if self.direction == 0:
+            return f"shows no clear trend (ρ = {self.rho:+.2f})"
+        return f"{'falls' if self.direction < 0 else 'rises'} (ρ = {self.rho:+.2f})"
+
+
+def trends(study: report.Study) -> dict[str, Trend]:
+    """Each measure's trend over every run that learned, Holm-corrected together."""
+    learned = [run for run in study.runs if run.learned()]
+    xs = [effective_step(run.pair) for run in learned]
+    tests = {}
+    for key in MEASURES:
+        if len(learned) < 3:
+            tests[key] = (math.nan, math.nan)
+            continue
+        result = scipy_stats.spearmanr(xs, [probe(run, key)[-1] for run in learned])
+        tests[key] = (float(result.statistic), float(result.pvalue))
+    adjusted = stats.holm({k: p for k, (_, p) in tests.items() if not math.isnan(p)})
+    return {key: Trend(key, rho, p, adjusted.get(key, math.nan), len(learned))
+            for key, (rho, p) in tests.items()}
+
+
+def trend_table(study: report.Study) -> str:
+    """Spearman's ρ of each measure against the effective step, with Holm's p."""
+    return report.table(
+        ["measure at the last probe", "Spearman ρ", "p", "Holm p", "runs"],
+        [[MEASURES[t.key], f"{t.rho:+.3f}", f"{t.p_value:.2g}", f"{t.p_adjusted:.2g}",
+          t.n] for t in trends(study).values()])
+
+
+# --- the verdict ---------------------------------------------------------------------
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the first epoch says about the effective step and about the golden pair.
+
+    ``finding``: "on the line" (every measure of the golden pair lies between those of
+    its neighbours by effective step), "off the line" (some do not), "alone" (no other
+    pair learned) or "no golden" (the golden pair has no run that learned).
+    """
+
+    finding: str
+    trends: dict[str, Trend]
+    ranked: tuple[Row, ...]  # the pairs with a learned run, by effective step
+    position: int | None = None  # the golden pair's, 1-based
+    between: tuple[str, ...] = ()  # the measures where it lies between its neighbours
+
+    @property
+    def noise_falls(self) -> bool:
+        return all(self.trends[k].direction < 0 for k in ("grad_variance", "grad_top"))
+
+    @property
+    def spread_improves(self) -> bool:
+        return self.trends["grad_conditioning"].direction < 0
+
+    @property
+    def golden(self) -> Row | None:
+        return None if self.position is None else self.ranked[self.position - 1]
+
+    @property
+    def neighbours(self) -> list[Row]:
+        if self.position is None:
+            return []
+        i = self.position - 1
+        return [self.ranked[j] for j in (i - 1, i + 1) if 0 <= j < len(self.ranked)]
+
+    def text(self) -> str:
+        t = self.trends
+        n = next(iter(t.values())).n if t else 0
+        parts = [
+            "**Verdict.** After one epoch, as the effective step grows, the gradient "
+            f"variance {t['grad_variance'].phrase()}, the largest eigenvalue of the "
+            "noise "
+            f"{t['grad_top'].phrase()}, the conditioning ratio "
+            f"{t['grad_conditioning'].phrase()} and the sharpness "
+            f"{t['sharpness'].phrase()} (Spearman's ρ over {n} runs that learned, "
+            f"Holm-corrected over the {len(t)} measures). ",
+            "Larger steps early thus lead to less gradient noise, as Jastrzebski et "
+            "al. describe, " if self.noise_falls else
+            "Larger steps early do not clearly lead to less gradient noise here, "
+            "against what Jastrzebski et al. describe, ",
+            "and to better-spread noise. " if self.spread_improves else
+            "but not to better-spread noise by the measure used here: the share of the "
+            "noise along its largest direction does not fall"
+            + (" (the noise along its largest direction shrinks more slowly than the "
+               "total). " if self.noise_falls else ". "),
+        ]
+        if self.finding == "no golden":
+            parts.append("The golden pair has no run that learned, so where it sits in "
+                         "the early phase cannot be said.")
+            return "".join(parts)
+        golden = self.golden
+        where = ("The golden pair, with effective step "
+                 f"{golden.effective_step:.3f}, is number {self.position} of "
+                 f"{len(self.ranked)} by effective step")
+        share = f"Its sharpness ends at {golden.sharpness_share:.0%} of its h_max."
+        if self.finding == "alone":
+            parts.append(where + ", but no other pair learned to compare it with. "
+                         + share)
+            return "".join(parts)
+        between = [SHORT[key] for key in self.between]
+        parts.append(
+            where + ", between "
+            + " and ".join(report.pair_label(row.pair) for row in self.neighbours)
+            + "; "
+            + (f"its {_listing(between)} lie between theirs, " if between else
+               "none of its measures lies between theirs, ")
+            + ("so the early phase does not single it out beyond its effective step. "
+               if self.finding == "on the line" else
+               f"and the early phase places it off the line its effective step would "
+               f"predict for {len(MEASURES) - len(between)} of {len(MEASURES)} "
+               "measures. ")
+            + share)
+        return "".join(parts)
+
+
+def verdict(study: report.Study) -> Verdict:
+    """The verdict of the study's runs (see :class:`Verdict` for the findings)."""
+    found = trends(study)
+    ranked = tuple(row for row in rows(study) if row.learned)
+    pairs = [row.pair for row in ranked]
+    if experiments.GOLDEN_PAIR not in pairs:
+        return Verdict("no golden", found, ranked)
+    position = pairs.index(experiments.GOLDEN_PAIR) + 1
+    result = Verdict("alone", found, ranked, position)
+    if not result.neighbours:
+        return result
+    golden, beside = result.golden, result.neighbours
+    between = tuple(
+        key for key in MEASURES
+        if min(row.measures[key].mean for row in beside) <= golden.measures[key].mean
+        <= max(row.measures[key].mean for row in beside))
+    finding = "on the line" if len(between) == len(MEASURES) else "off the line"
+    return Verdict(finding, found, ranked, position, between)
+
+
+# --- the figure ----------------------------------------------------------------------
+
+
+def curves_figure(study: report.Study) -> plt.Figure:
+    """The four measures through the first epoch: colour is the learning rate, solid the
+    golden momentum, dashed the common one; mean over the learned seeds, band from the
+    lowest to the highest; dotted: h_max at the golden momentum where it is in view."""
+    groups = group(study.runs)
+    lrs = sorted({pair[0] for pair in groups})
+    colours = dict(zip(lrs, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = {report.pair_label(pair): {
+        "color": colours[pair[0]], "marker": None,
+        "ls": "--" if pair[1] == experiments.COMMON_PAIR[1] else "-"}
+        for pair in groups}
+    x = steps(study)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    axes = axes.ravel()
+    for ax, (key, label) in zip(axes, MEASURES.items()):
+        curves = {report.pair_label(pair): [probe(g.learned[k], key)
+                                            for k in sorted(g.learned)]
+                  for pair, g in groups.items() if g.learned}
+        plots.learning_curves(curves, label, ax, x=x, xlabel="step", styles=styles,
+                              band="range")
+        ax.get_legend().remove()
+        if key != "grad_conditioning":
+            ax.set_yscale("log")
+    top = max((max(probe(run, "sharpness")) for run in study.runs if run.learned()),
+              default=math.nan)
+    for lr in lrs:
+        limit = beyond.sharpness_limit(lr, experiments.GOLDEN_GRID_MOMENTUM)
+        if limit < 2 * top:
+            axes[3].axhline(limit, color=colours[lr], ls=":", lw=1)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.92))
+    seeds = ", ".join(map(str, study.replicates))
+    plots.stamp(fig, study.stamp(f"first epoch, probe batch of 256, seeds {seeds}"))
+    return fig
+
+
+FIGURES = {"breakeven_curves": lambda: curves_figure(report.load("breakeven"))}

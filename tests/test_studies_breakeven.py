@@ -1,0 +1,190 @@
+"""Checks of golden.studies.breakeven on small synthetic probed runs: every branch of
+the verdict (on and off the line, alone, no golden; noise falling or not, spread or
+not), Holm over the four trends, diverged runs, runs at chance accuracy and missing
+seeds, the tables and the curves figure."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+
+from factories import make_run
+from golden import experiments, report, stats
+from golden.protocols import protocol
+from golden.results import Estimate, Run
+from golden.studies import breakeven
+from golden.studies.breakeven import Trend, verdict
+
+GOLDEN = experiments.GOLDEN_PAIR
+PAIRS = experiments.grid_pairs(experiments.BREAKEVEN_LRS, experiments.BREAKEVEN_MOMENTA)
+STEPS = [0, 56, 112]
+
+
+def probed(pair, seed, variance, conditioning, sharpness, acc=0.9,
+           diverged=False) -> Run:
+    """A one-epoch run whose three probes end at the given values."""
+    run = make_run(*pair, replicate=seed, test_acc=acc, diverged=diverged, epochs=1,
+                   probe_every=56)
+    probes = {"step": STEPS, "grad_variance": [2 * variance, 1.5 * variance, variance],
+              "grad_conditioning": [conditioning] * 3,
+              "sharpness": [sharpness / 2, sharpness, sharpness],
+              "probe_loss": [2.0, 1.0, 0.5]}
+    return dataclasses.replace(run, probes=probes)
+
+
+def smooth(pair, seed, rising_conditioning=False, quiet=False):
+    """Measures that are smooth functions of the effective step: the variance falls,
+    the conditioning rises (or depends on the seed only), the sharpness falls; ``quiet``
+    makes the variance rise instead."""
+    step = breakeven.effective_step(pair)
+    jitter = 1 + 0.01 * seed
+    variance = (1 + step if quiet else 1 / (0.01 + step)) * jitter
+    conditioning = 0.1 + 0.1 * step if rising_conditioning else 0.2 + 0.1 * seed
+    return probed(pair, seed, variance, conditioning, 50 / (1 + step) * jitter)
+
+
+def study_of(runs) -> report.Study:
+    return report.Study("breakeven", protocol("quick"), tuple(runs))
+
+
+def full(**options) -> list[Run]:
+    return [smooth(pair, seed, **options) for pair in PAIRS for seed in range(3)]
+
+
+def test_on_the_line_when_noise_falls_and_the_spread_does_not():
+    found = verdict(study_of(full()))
+    assert found.finding == "on the line" and found.position == 5
+    assert [row.pair for row in found.neighbours] == [(0.01, 0.9), (0.016, 0.9)]
+    assert found.trends["grad_variance"].direction == -1
+    assert found.trends["sharpness"].direction == -1
+    assert found.trends["grad_conditioning"].direction == 0  # seed only: ρ = 0
+    assert found.noise_falls and not found.spread_improves
+    text = found.text()
+    assert "gradient variance falls (ρ = -" in text and "shows no clear trend" in text
+    assert "Holm-corrected over the 4 measures" in text and "over 24 runs" in text
+    assert "thus lead to less gradient noise" in text
+    assert "does not fall (the noise along its largest direction shrinks" in text
+    assert "number 5 of 8" in text and "does not single it out" in text
+    assert report.pair_label((0.01, 0.9)) in text
+
+
+def test_off_the_line_and_better_spread_noise():
+    runs = full(rising_conditioning=True)
+    runs = [dataclasses.replace(run, probes={**run.probes, "sharpness": [1, 1, 1e4]})
+            if run.pair == GOLDEN else run for run in runs]
+    found = verdict(study_of(runs))
+    assert found.finding == "off the line" and "sharpness" not in found.between
+    assert found.trends["grad_conditioning"].direction == 1
+    assert not found.spread_improves
+    text = found.text()
+    assert "places it off the line its effective step would predict for" in text
+    assert f"for {4 - len(found.between)} of 4 measures" in text
+
+
+def test_noise_that_rises_is_against_the_claim():
+    found = verdict(study_of(full(quiet=True)))
+    assert found.trends["grad_variance"].direction == 1 and not found.noise_falls
+    assert "do not clearly lead to less gradient noise" in found.text()
+    assert "does not fall. " in found.text()
+
+
+def test_conditioning_that_falls_means_better_spread_noise():
+    runs = [probed(pair, seed, 1 / breakeven.effective_step(pair),
+                   1 / (1 + breakeven.effective_step(pair)) + 0.001 * seed,
+                   10.0 + seed) for pair in PAIRS for seed in range(3)]
+    found = verdict(study_of(runs))
+    assert found.spread_improves and "and to better-spread noise." in found.text()
+
+
+def test_no_golden_when_its_runs_diverged_or_stayed_at_chance():
+    runs = [run for run in full() if run.pair != GOLDEN]
+    runs += [probed(GOLDEN, 0, 1, 0.2, 10, diverged=True),
+             probed(GOLDEN, 1, 1, 0.2, 10, acc=0.1),
+             probed(GOLDEN, 2, 1, 0.2, 10, acc=0.1)]
+    found = verdict(study_of(runs))
+    assert found.finding == "no golden" and found.position is None
+    assert found.trends["grad_variance"].n == 21  # the golden runs are not in a trend
+    assert "has no run that learned" in found.text()
+    golden_row = next(line for line in breakeven.table(study_of(runs)).splitlines()
+                      if "golden" in line)
+    assert "| n/a | n/a | n/a | n/a | n/a | n/a | 0 of 3 |" in golden_row
+
+
+def test_alone_when_no_other_pair_learned():
+    runs = [smooth(GOLDEN, seed) for seed in range(3)]
+    runs += [probed((0.1, 0.9), seed, 1, 0.2, 10, acc=0.1) for seed in range(3)]
+    found = verdict(study_of(runs))
+    assert found.finding == "alone" and found.position == 1 and not found.neighbours
+    assert "no other pair learned to compare it with" in found.text()
+    assert all(t.direction == 0 for t in found.trends.values())  # one step: no trend
+
+
+def test_too_few_runs_give_no_trend():
+    found = breakeven.trends(study_of([smooth(GOLDEN, 0), smooth((0.1, 0.9), 0)]))
+    assert all(math.isnan(t.rho) and t.direction == 0 for t in found.values())
+
+
+def test_trend_direction_follows_the_holm_adjusted_p():
+    assert Trend("sharpness", -0.5, 0.01, 0.04, 24).direction == -1
+    assert Trend("sharpness", -0.5, 0.01, 0.06, 24).direction == 0
+    assert Trend("sharpness", 0.5, 0.01, 0.01, 24).phrase() == "rises (ρ = +0.50)"
+    assert Trend("sharpness", 0.1, 0.6, 1.0, 24).phrase() == \
+        "shows no clear trend (ρ = +0.10)"
+
+
+def test_trends_are_holm_corrected_together():
+    found = breakeven.trends(study_of(full()))
+    adjusted = stats.holm({k: t.p_value for k, t in found.items()})
+    assert {k: t.p_adjusted for k, t in found.items()} == pytest.approx(adjusted)
+    lines = breakeven.trend_table(study_of(full())).splitlines()
+    assert len(lines) == 2 + 4
+    assert lines[2].startswith("| gradient variance tr(C)/B | -")
+
+
+def test_table_rows_count_diverged_unlearned_and_missing_seeds():
+    runs = [run for run in full()
+            if not (run.pair == (0.1, 0.9) and run.replicate == 2)]  # missing seed
+    runs = [probed(run.pair, run.replicate, 1, 0.2, 10, acc=0.1)  # at chance
+            if run.pair == (0.001, 0.874) and run.replicate == 0 else run
+            for run in runs]
+    lines = breakeven.table(study_of(runs)).splitlines()
+    assert len(lines) == 2 + 8
+    assert lines[2].startswith("| 0.001 | 0.874 | 0.007937 | ")
+    assert lines[2].endswith("| 2 of 3 |") and lines[-1].endswith("| 2 of 2 |")
+    golden = next(line for line in lines if "**(golden)**" in line)
+    step = breakeven.effective_step(GOLDEN)
+    variance = Estimate.of(1 / (0.01 + step) * (1 + 0.01 * s) for s in range(3))
+    assert golden.startswith(f"| 0.016 **(golden)** | 0.874 | {step:.4g} | "
+                             f"{variance.mean:.4g} ± {variance.half:.2g} |")
+    share = breakeven.rows(study_of(runs))[4].sharpness_share
+    assert f"| {share:.3f} | 0.9000 ± 0.0000 | 3 of 3 |" in golden
+
+
+def test_grad_top_is_variance_times_conditioning():
+    run = probed(GOLDEN, 0, 2.0, 0.25, 10)
+    assert breakeven.probe(run, "grad_top") == [1.0, 0.75, 0.5]
+
+
+def test_printed_lines_fit_the_page():
+    study = study_of(full())
+    for text in (breakeven.design(study), breakeven.threshold_lines()):
+        assert all(len(line) <= 88 for line in text.splitlines())
+    assert "the last at step 112" in breakeven.design(study)
+    assert "(common): h_max = 380.0" in breakeven.threshold_lines()
+
+
+def test_curves_figure_has_four_panels_with_a_line_per_pair():
+    fig = breakeven.curves_figure(study_of(full()))
+    assert len(fig.axes) == 4 and fig.get_size_inches()[0] <= 10
+    for ax in fig.axes[:3]:
+        assert len(ax.lines) == 8
+    sharpness = fig.axes[3]
+    assert sharpness.get_yscale() == "log" and fig.axes[2].get_yscale() == "linear"
+    dotted = [line for line in sharpness.lines if line.get_linestyle() == ":"]
+    assert len(sharpness.lines) == 8 + len(dotted) and dotted  # h_max lines in view
+    assert list(fig.axes[0].lines[0].get_xdata()) == STEPS
+    assert fig.legends and len(fig.legends[0].get_texts()) == 8
+    assert any("breakeven, protocol quick" in t.get_text() for t in fig.texts)
+    plt.close(fig)
