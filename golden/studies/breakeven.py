@@ -176,10 +176,11 @@ def trends(study: report.Study) -> dict[str, Trend]:
     xs = [effective_step(run.pair) for run in learned]
     tests = {}
     for key in MEASURES:
-        if len(learned) < 3:
-            tests[key] = (math.nan, math.nan)
+        ys = [probe(run, key)[-1] for run in learned]
+        if len(learned) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+            tests[key] = (math.nan, math.nan)  # no rank correlation is defined
             continue
-        result = scipy_stats.spearmanr(xs, [probe(run, key)[-1] for run in learned])
+        result = scipy_stats.spearmanr(xs, ys)
         tests[key] = (float(result.statistic), float(result.pvalue))
     adjusted = stats.holm({k: p for k, (_, p) in tests.items() if not math.isnan(p)})
     return {key: Trend(key, rho, p, adjusted.get(key, math.nan), len(learned))
