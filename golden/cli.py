@@ -1,8 +1,9 @@
 """The command line: ``python -m golden train | sweep | bench``.
 
-Every expected failure (a bad hyperparameter, name, grid or data folder) ends in one line
-on stderr and exit status 2, never a traceback.
+Every expected failure (a bad hyperparameter, name, grid or data folder) ends in one
+line on stderr and exit status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,13 @@ from pathlib import Path
 
 from golden import theory
 from golden.data import DataError
-from golden.experiments import EXPERIMENTS, PROTOCOLS, Experiment, ExperimentError, grid_pairs
+from golden.experiments import (
+    EXPERIMENTS,
+    PROTOCOLS,
+    Experiment,
+    ExperimentError,
+    grid_pairs,
+)
 from golden.settings import SettingsError
 from golden.train import ConfigError, TrainConfig
 
@@ -37,45 +44,100 @@ def float_list(text: str) -> list[float]:
     try:
         return [float(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="golden", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=OneLineParser
+    )
 
-    one = commands.add_parser("train", help="train one configuration and print its metrics per epoch")
-    one.add_argument("--lr", type=float, default=theory.ETA, help="learning rate (default: the golden eta)")
-    one.add_argument("--momentum", type=float, default=theory.ALPHA, help="momentum (default: the golden alpha)")
+    one = commands.add_parser(
+        "train", help="train one configuration and print its metrics per epoch"
+    )
+    one.add_argument(
+        "--lr",
+        type=float,
+        default=theory.ETA,
+        help="learning rate (default: the golden eta)",
+    )
+    one.add_argument(
+        "--momentum",
+        type=float,
+        default=theory.ALPHA,
+        help="momentum (default: the golden alpha)",
+    )
     one.add_argument("--epochs", type=int, default=1)
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--model", default="cnn", help="cnn or mlp")
     one.add_argument("--loss", default="cross_entropy", help="cross_entropy or mse")
-    one.add_argument("--optimizer", default="sgd", help="sgd or adam (Adam: set --momentum 0)")
-    one.add_argument("--label-noise", type=float, default=0.0, help="fraction of training labels made wrong")
+    one.add_argument(
+        "--optimizer", default="sgd", help="sgd or adam (Adam: set --momentum 0)"
+    )
+    one.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="fraction of training labels made wrong",
+    )
     one.add_argument("--schedule", default="constant", help="constant or mi_decay")
 
-    many = commands.add_parser("sweep", help="run an experiment under a protocol; finished runs are skipped")
-    many.add_argument("experiment", help=f"{', '.join(EXPERIMENTS)}, contenders (both rungs) or all")
+    many = commands.add_parser(
+        "sweep", help="run an experiment under a protocol; finished runs are skipped"
+    )
+    many.add_argument(
+        "experiment", help=f"{', '.join(EXPERIMENTS)}, contenders (both rungs) or all"
+    )
     many.add_argument("--protocol", default="book", help=", ".join(PROTOCOLS))
-    many.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
-    many.add_argument("--lrs", type=float_list, help="custom grid: learning rates, comma-separated")
-    many.add_argument("--momenta", type=float_list, help="custom grid: momenta, comma-separated")
-    many.add_argument("--scheduler", default=None,
-                      help="a Dask scheduler, e.g. tcp://HOST:8786 (default: $GOLDEN_SCHEDULER, "
-                           "else a local cluster, one worker per core)")
-    many.add_argument("--plan", action="store_true",
-                      help="print the runs, epochs and estimated core-hours, and run nothing")
+    many.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel runs (default: one per core)",
+    )
+    many.add_argument(
+        "--lrs", type=float_list, help="custom grid: learning rates, comma-separated"
+    )
+    many.add_argument(
+        "--momenta", type=float_list, help="custom grid: momenta, comma-separated"
+    )
+    many.add_argument(
+        "--scheduler",
+        default=None,
+        help="a Dask scheduler, e.g. tcp://HOST:8786 (default: $GOLDEN_SCHEDULER, "
+        "else a local cluster, one worker per core)",
+    )
+    many.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the runs, epochs and estimated core-hours, and run nothing",
+    )
 
-    drawn = commands.add_parser("figures", help="draw every figure of the book from the stored "
-                                "results, without executing a chapter")
-    drawn.add_argument("--out", type=Path, default=None,
-                       help="folder for the PNG files (default: the book's figures/)")
+    drawn = commands.add_parser(
+        "figures",
+        help="draw every figure of the book from the stored "
+        "results, without executing a chapter",
+    )
+    drawn.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the PNG files (default: the book's figures/)",
+    )
     drawn.add_argument("names", nargs="*", help="only these figures (default: all)")
 
-    bench = commands.add_parser("bench", help="measure training speed against the plain PyTorch loop")
+    bench = commands.add_parser(
+        "bench", help="measure training speed against the plain PyTorch loop"
+    )
     bench.add_argument("--quick", action="store_true", help="few steps, for CI")
-    bench.add_argument("--profile", action="store_true", help="instead, show where a one-thread step spends its time")
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead, show where a one-thread step spends its time",
+    )
     return parser
 
 
@@ -86,18 +148,33 @@ def run_train(args) -> None:
     from golden.experiments import THREADS_PER_RUN
     from golden.train import train
 
-    config = TrainConfig(lr=args.lr, momentum=args.momentum, epochs=args.epochs, seed=args.seed,
-                         model=args.model, loss=args.loss, optimizer=args.optimizer, label_noise=args.label_noise,
-                         schedule=args.schedule)
+    config = TrainConfig(
+        lr=args.lr,
+        momentum=args.momentum,
+        epochs=args.epochs,
+        seed=args.seed,
+        model=args.model,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        label_noise=args.label_noise,
+        schedule=args.schedule,
+    )
     torch.set_num_threads(THREADS_PER_RUN)  # the runner's: the numbers of its records
     history = train(config, mnist())
     for epoch, loss in enumerate(history.train_loss, start=1):
         accuracies = ""
         if epoch <= len(history.val_acc):
-            accuracies = f"  val acc {history.val_acc[epoch - 1]:.4f}  test acc {history.test_acc[epoch - 1]:.4f}"
+            accuracies = (
+                f"  val acc {history.val_acc[epoch - 1]:.4f}"
+                f"  test acc {history.test_acc[epoch - 1]:.4f}"
+            )
         print(f"epoch {epoch}: train loss {loss:.4f}{accuracies}")
-    print("diverged" if history.diverged else f"final test accuracy {history.test_acc[-1]:.4f}",
-          f"({history.wall_time_s:.1f} s)")
+    print(
+        "diverged"
+        if history.diverged
+        else f"final test accuracy {history.test_acc[-1]:.4f}",
+        f"({history.wall_time_s:.1f} s)",
+    )
 
 
 def run_sweep(args) -> None:
@@ -107,29 +184,43 @@ def run_sweep(args) -> None:
     proto = experiments.protocol(args.protocol)
     if args.lrs is not None or args.momenta is not None:
         if args.experiment != "grid":
-            raise ExperimentError(f"--lrs and --momenta define a custom grid: use them with 'grid', not {args.experiment!r}")
-        pairs = grid_pairs(experiments.GRID_LRS if args.lrs is None else args.lrs,
-                           experiments.GRID_MOMENTA if args.momenta is None else args.momenta)
-        experiments.EXPERIMENTS["custom"] = Experiment("custom", lambda _: experiments.as_variants(pairs),
-                                                       lambda p: p.epochs)
+            raise ExperimentError(
+                "--lrs and --momenta define a custom grid: use them with 'grid', not "
+                f"{args.experiment!r}"
+            )
+        pairs = grid_pairs(
+            experiments.GRID_LRS if args.lrs is None else args.lrs,
+            experiments.GRID_MOMENTA if args.momenta is None else args.momenta,
+        )
+        experiments.EXPERIMENTS["custom"] = Experiment(
+            "custom", lambda _: experiments.as_variants(pairs), lambda p: p.epochs
+        )
         names = ["custom"]
     else:
-        names = (list(EXPERIMENTS) if args.experiment == "all" else list(experiments.GROUPS[args.experiment])
-                 if args.experiment in experiments.GROUPS else [experiments.experiment(args.experiment).name])
+        names = (
+            list(EXPERIMENTS)
+            if args.experiment == "all"
+            else list(experiments.GROUPS[args.experiment])
+            if args.experiment in experiments.GROUPS
+            else [experiments.experiment(args.experiment).name]
+        )
     if args.plan:
         print_plan(names, proto)
         return
     print(proto.describe())
     store = Store.default()
     for name in names:
-        folder = runner.sweep(name, proto, workers=args.workers, scheduler=args.scheduler, store=store)
+        folder = runner.sweep(
+            name, proto, workers=args.workers, scheduler=args.scheduler, store=store
+        )
         configs = experiments.experiment(name).configs(proto)
         stored = len(configs) - len(store.pending(configs, folder))
         print(f"{name}: {stored} of {len(configs)} runs stored in {folder}")
 
 
 def print_plan(names: list[str], proto) -> None:
-    """The plan of each experiment, timed by this machine's measured one-core training rate."""
+    """The plan of each experiment, timed by this machine's measured one-core training
+    rate."""
     import os
 
     from golden import runner
@@ -166,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"golden: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("golden: interrupted; finished runs are stored and a rerun resumes from them", file=sys.stderr)
+        print(
+            "golden: interrupted; finished runs are stored and a rerun resumes from "
+            "them",
+            file=sys.stderr,
+        )
         return 130
     return 0

@@ -1,16 +1,19 @@
 """MNIST held in memory as tensors, split as in the paper (54,000 / 6,000 / 10,000).
 
-Two ways to hold out the 6,000 validation images: the book's one fixed random 10% (``fold``
--1), or fold k of the source's 10-fold cross-validation (stratified by class). Either may
-start from a stratified fraction of the training images (the source's 50% subset).
+Two ways to hold out the 6,000 validation images: the book's one fixed random 10%
+(``fold`` -1), or fold k of the source's 10-fold cross-validation (stratified by class).
+Either may start from a stratified fraction of the training images (the source's 50%
+subset).
 
-The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`) into
-golden's own data folder after an md5 check. Each load hands links to them to
-``torchvision.datasets.MNIST(download=True)`` in a fresh folder of its own, where torchvision
-checks the md5 again (or downloads, where there is no source) and unpacks them; the folder is
-removed after reading. So no unpacked file or ``processed/*.pt`` cache that lingers, and no
-other process's half-unpacked file, is ever read: the data are always the verified bytes.
+The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`)
+into golden's own data folder after an md5 check. Each load hands links to them to
+``torchvision.datasets.MNIST(download=True)`` in a fresh folder of its own, where
+torchvision checks the md5 again (or downloads, where there is no source) and unpacks
+them; the folder is removed after reading. So no unpacked file or ``processed/*.pt``
+cache that lingers, and no other process's half-unpacked file, is ever read: the data
+are always the verified bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,13 +30,16 @@ from torchvision.datasets import MNIST
 
 from golden import settings
 
-VALIDATION_FRACTION = 0.1  # 6,000 of the 60,000 training images, as in the paper's protocol
-SPLIT_SEED = 0  # fixes which images form the validation split, for every run of the book
+# 6,000 of the 60,000 training images, as in the paper's protocol
+VALIDATION_FRACTION = 0.1
+# fixes which images form the validation split, for every run of the book
+SPLIT_SEED = 0
 QUICK_SIZES = {"train": 2048, "val": 512, "test": 1000}
 CLASSES = 10
 FOLDS = 10  # the source's 10-fold cross-validation
 SUBSET_SEED = 1  # fixes which images form a stratified training subset
-NOISE_SEED_BASE = 2**31  # label-noise seeds live apart from the batch-order seeds 0, 1, 2 (torch keeps 32 bits)
+# label-noise seeds live apart from the batch-order seeds 0, 1, 2 (torch keeps 32 bits)
+NOISE_SEED_BASE = 2**31
 
 
 class DataError(RuntimeError):
@@ -80,15 +86,18 @@ def _has_md5(path: Path, expected: str) -> bool:
 
 
 def _unwritable(folder: Path, error: OSError) -> DataError:
-    return DataError(f"cannot write to {folder} ({error.strerror}): "
-                     "set GOLDEN_DATA_HOME to a folder golden may write to")
+    return DataError(
+        f"cannot write to {folder} ({error.strerror}): "
+        "set GOLDEN_DATA_HOME to a folder golden may write to"
+    )
 
 
 def stage_raw_files(
     source: Path | None, root: Path, dataset: type[MNIST] = MNIST
 ) -> Path:
     """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking
-    their md5 (without a source, torchvision downloads them later); the folder that holds them.
+    their md5 (without a source, torchvision downloads them later); the folder that
+    holds them.
 
     Files already staged with the right checksum are kept; the source is only read.
     """
@@ -106,16 +115,21 @@ def stage_raw_files(
         found = _find_source_file(source, name)
         if found is None:
             raise DataError(
-                f"{name} is missing from {source}: put the four official MNIST .gz files there, "
+                f"{name} is missing from {source}: put the four official MNIST .gz "
+                "files there, "
                 "or point GOLDEN_MNIST_SOURCE at the folder that holds them."
             )
         try:
             actual = md5(found)
         except OSError as error:
-            raise DataError(f"cannot read {found} ({error.strerror}): fix its permissions or replace it.") from None
+            raise DataError(
+                f"cannot read {found} ({error.strerror}): fix its permissions or "
+                "replace it."
+            ) from None
         if actual != expected:
             raise DataError(
-                f"{found} has md5 {actual}, expected {expected}: replace it with the official MNIST file."
+                f"{found} has md5 {actual}, expected {expected}: replace it with the "
+                "official MNIST file."
             )
         try:
             shutil.copyfile(found, target)
@@ -127,8 +141,9 @@ def stage_raw_files(
 def load_raw(
     source: Path | None = None, root: Path | None = None, dataset: type[MNIST] = MNIST
 ) -> tuple[Split, Split]:
-    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits, read by
-    torchvision from the md5-verified ``.gz`` files, unpacked afresh (see the module's doc)."""
+    """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits,
+    read by torchvision from the md5-verified ``.gz`` files, unpacked afresh (see the
+    module's doc)."""
     source = settings.mnist_source() if source is None else source
     root = settings.data_home() if root is None else root
     raw = stage_raw_files(source, root, dataset)
@@ -140,11 +155,14 @@ def load_raw(
         (scratch / dataset.__name__ / "raw").mkdir(parents=True)
         for staged in raw.glob("*.gz"):
             os.link(staged, scratch / dataset.__name__ / "raw" / staged.name)
-        sets = [dataset(str(scratch), train=train, download=True) for train in (True, False)]
+        sets = [
+            dataset(str(scratch), train=train, download=True) for train in (True, False)
+        ]
     except (RuntimeError, OSError, ValueError, EOFError, zlib.error) as error:
         raise DataError(
             f"MNIST could not be read from {raw} ({' '.join(str(error).split())}): set "
-            "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, or retry with "
+            "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, or "
+            "retry with "
             "internet access."
         ) from None
     finally:
@@ -155,18 +173,25 @@ def load_raw(
 def checked(part: Split, raw: Path) -> Split:
     """``part`` if it has as many labels as images and every label is a digit."""
     if len(part.images) != len(part.labels) or int(part.labels.max()) >= CLASSES:
-        raise DataError(f"{raw} holds {len(part.images)} images, {len(part.labels)} labels, the "
-                        f"largest {int(part.labels.max())}: replace them with the official MNIST files.")
+        raise DataError(
+            f"{raw} holds {len(part.images)} images, {len(part.labels)} labels, the "
+            f"largest {int(part.labels.max())}: replace them with the official MNIST "
+            "files."
+        )
     return part
 
 
 def scale(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], exactly as ToTensor + Normalize(0.5, 0.5)."""
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], exactly as ToTensor +
+    Normalize(0.5, 0.5)."""
     return images.unsqueeze(1).to(torch.float32).div(255).sub(0.5).div(0.5)
 
 
-def stratified_subset(labels: torch.Tensor, fraction: float, seed: int = SUBSET_SEED) -> torch.Tensor:
-    """Indices of round(fraction * n_c) random images of every class c, in ascending order."""
+def stratified_subset(
+    labels: torch.Tensor, fraction: float, seed: int = SUBSET_SEED
+) -> torch.Tensor:
+    """Indices of round(fraction * n_c) random images of every class c, in ascending
+    order."""
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for digit in range(CLASSES):
@@ -176,10 +201,12 @@ def stratified_subset(labels: torch.Tensor, fraction: float, seed: int = SUBSET_
     return torch.cat(chosen).sort().values
 
 
-def stratified_folds(labels: torch.Tensor, folds: int = FOLDS, seed: int = SPLIT_SEED) -> torch.Tensor:
-    """The fold (0 .. folds-1) of every image: each class is shuffled and dealt round-robin,
-    continuing where the previous class stopped, so folds differ in size by at most one image
-    and in each class's count by at most one."""
+def stratified_folds(
+    labels: torch.Tensor, folds: int = FOLDS, seed: int = SPLIT_SEED
+) -> torch.Tensor:
+    """The fold (0 .. folds-1) of every image: each class is shuffled and dealt
+    round-robin, continuing where the previous class stopped, so folds differ in size by
+    at most one image and in each class's count by at most one."""
     generator = torch.Generator().manual_seed(seed)
     fold_of = torch.empty(len(labels), dtype=torch.long)
     dealt = 0
@@ -191,19 +218,30 @@ def stratified_folds(labels: torch.Tensor, folds: int = FOLDS, seed: int = SPLIT
     return fold_of
 
 
-def validation_indices(labels: torch.Tensor, fold: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(validation, training) indices: the fixed random 10% for fold -1, else fold ``fold``."""
+def validation_indices(
+    labels: torch.Tensor, fold: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, training) indices: the fixed random 10% for fold -1, else fold
+    ``fold``."""
     if fold == -1:
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+        order = torch.randperm(
+            len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED)
+        )
         n_val = int(len(labels) * VALIDATION_FRACTION)
         return order[:n_val], order[n_val:]
     in_fold = stratified_folds(labels) == fold
     return in_fold.nonzero().squeeze(1), (~in_fold).nonzero().squeeze(1)
 
 
-def split(train: Split, test: Split, quick: bool = False, fold: int = -1, fraction: float = 1.0) -> MnistSplits:
-    """Hold out the validation images of ``fold`` (see validation_indices) from a stratified
-    ``fraction`` of the training images; scale all to [-1, 1]."""
+def split(
+    train: Split,
+    test: Split,
+    quick: bool = False,
+    fold: int = -1,
+    fraction: float = 1.0,
+) -> MnistSplits:
+    """Hold out the validation images of ``fold`` (see validation_indices) from a
+    stratified ``fraction`` of the training images; scale all to [-1, 1]."""
     if fraction < 1:
         kept = stratified_subset(train.labels, fraction)
         train = Split(train.images[kept], train.labels[kept])
@@ -219,16 +257,19 @@ def split(train: Split, test: Split, quick: bool = False, fold: int = -1, fracti
 
 
 def with_label_noise(part: Split, fraction: float, seed: int) -> Split:
-    """``part`` with exactly round(fraction * N) labels, picked at random, each replaced by a
-    uniformly drawn *different* class (symmetric noise); the images are untouched.
+    """``part`` with exactly round(fraction * N) labels, picked at random, each replaced
+    by a uniformly drawn *different* class (symmetric noise); the images are untouched.
 
-    The generator is seeded apart from the run's batch-order stream (``NOISE_SEED_BASE + seed``),
-    so the corrupted images are not the first ones an epoch visits.
+    The generator is seeded apart from the run's batch-order stream
+    (``NOISE_SEED_BASE + seed``), so the corrupted images are not the first ones an
+    epoch visits.
     """
     if fraction == 0:
         return part
     generator = torch.Generator().manual_seed(NOISE_SEED_BASE + seed)
-    corrupted = torch.randperm(len(part), generator=generator)[: round(fraction * len(part))]
+    corrupted = torch.randperm(len(part), generator=generator)[
+        : round(fraction * len(part))
+    ]
     shift = torch.randint(1, CLASSES, (len(corrupted),), generator=generator)
     labels = part.labels.clone()
     labels[corrupted] = (labels[corrupted] + shift) % CLASSES
@@ -236,7 +277,10 @@ def with_label_noise(part: Split, fraction: float, seed: int) -> Split:
 
 
 @lru_cache(maxsize=2)
-def mnist(quick: bool | None = None, fold: int = -1, fraction: float = 1.0) -> MnistSplits:
-    """The book's MNIST splits (cached per process); quick mode keeps small fixed subsets."""
+def mnist(
+    quick: bool | None = None, fold: int = -1, fraction: float = 1.0
+) -> MnistSplits:
+    """The book's MNIST splits (cached per process); quick mode keeps small fixed
+    subsets."""
     quick = settings.quick_mode() if quick is None else quick
     return split(*load_raw(), quick=quick, fold=fold, fraction=fraction)

@@ -5,9 +5,11 @@ an activation between the two fully connected layers; we use 128 units and a ReL
 gives the "about 200k parameters" the appendix states (206,922 exactly).
 
 :class:`PaperCNN` is the network written as the paper lists it; golden trains
-:class:`FastPaperCNN`, the same network evaluated in an order that is faster on a CPU, with
-the same parameters, outputs and gradients to the last bit (``tests/test_train.py``).
+:class:`FastPaperCNN`, the same network evaluated in an order that is faster on a CPU,
+with the same parameters, outputs and gradients to the last bit
+(``tests/test_train.py``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,9 +20,11 @@ HIDDEN_UNITS = 128
 
 
 class PaperCNN(nn.Module):
-    """conv 1->16 -> pool -> conv 16->32 -> pool -> dropout 0.25 -> fc -> fc -> 10 classes.
+    """conv 1->16 -> pool -> conv 16->32 -> pool -> dropout 0.25 -> fc -> fc -> 10
+    classes.
 
-    PyTorch's default initialisation of Conv2d and Linear is Kaiming-uniform, as in the paper.
+    PyTorch's default initialisation of Conv2d and Linear is Kaiming-uniform, as in the
+    paper.
     """
 
     def __init__(self, hidden: int = HIDDEN_UNITS, dropout: float = 0.25):
@@ -50,8 +54,8 @@ class _FlattenKeepingLayout(torch.autograd.Function):
 
     PyTorch's own flatten hands back an NCHW gradient; max-pooling's backward, given a
     channels_last input, then copies its input and that gradient to match (about 5% of a
-    one-thread training step). Written with ``setup_context`` and a ``jvp`` so that the ``torch.func``
-    transforms of :mod:`golden.diagnostics` see through it.
+    one-thread training step). Written with ``setup_context`` and a ``jvp`` so that the
+    ``torch.func`` transforms of :mod:`golden.diagnostics` see through it.
     """
 
     generate_vmap_rule = True
@@ -69,7 +73,9 @@ class _FlattenKeepingLayout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         grad = grad.view(ctx.shape)
-        if ctx.channels_last:  # as permutes, because vmap refuses contiguous(memory_format=channels_last)
+        if (
+            ctx.channels_last
+        ):  # as permutes, because vmap refuses contiguous(memory_format=channels_last)
             return grad.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
         return grad
 
@@ -81,16 +87,18 @@ class _FlattenKeepingLayout(torch.autograd.Function):
 class FastPaperCNN(PaperCNN):
     """:class:`PaperCNN` computed faster on a CPU, bit for bit the same.
 
-    Max-pooling comes before each ReLU: ReLU is monotone, so the maxima are the same, the
-    gradient reaches the same position (or is zero in both orders), and ReLU and its backward
-    touch a quarter of the elements. The flatten keeps the gradient in channels_last layout.
+    Max-pooling comes before each ReLU: ReLU is monotone, so the maxima are the same,
+    the gradient reaches the same position (or is zero in both orders), and ReLU and its
+    backward touch a quarter of the elements. The flatten keeps the gradient in
+    channels_last layout.
     """
 
     def forward(self, x):
         conv1, _, pool1, conv2, _, pool2 = self.features
         x = F.relu(pool1(conv1(x)))
         x = F.relu(pool2(conv2(x)))
-        return self.classifier(_FlattenKeepingLayout.apply(x))  # its nn.Flatten leaves 2-d input as it is
+        # its nn.Flatten leaves 2-d input as it is
+        return self.classifier(_FlattenKeepingLayout.apply(x))
 
 
 class MLP(nn.Module):
@@ -98,7 +106,9 @@ class MLP(nn.Module):
 
     def __init__(self, hidden: int = HIDDEN_UNITS):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+        )
 
     def forward(self, x):
         return self.net(x)

@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, replace
 
 from golden.data import FOLDS
 
-THREADS_PER_RUN = (
-    1  # one thread per run, one run per core: fastest here, and bitwise repeatable
-)
+# one thread per run, one run per core: fastest here, and bitwise repeatable
+THREADS_PER_RUN = 1
 
 
 class ExperimentError(ValueError):
@@ -39,9 +38,8 @@ class Protocol:
     )
     batch_size: int = 64
     model: str = "cnn"
-    cross_validation: bool = (
-        False  # replicate k trains on fold k (seed k), not the fixed split
-    )
+    # replicate k trains on fold k (seed k), not the fixed split
+    cross_validation: bool = False
     data_fraction: float = 1.0  # a stratified fraction of the training images
 
     def digest(self) -> str:

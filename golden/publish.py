@@ -6,6 +6,7 @@ renders it as BibTeX. Listed in ``_config.yml`` as a Sphinx extension, this modu
 puts each chapter's executed notebook (.ipynb) into the built book and into the page's
 download menu.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,9 @@ def _bibtex_name(author: dict) -> str:
 def _git(*args: str) -> str:
     """Output of a git command in the repository, or '' outside a git checkout."""
     try:
-        found = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
-                               text=True, timeout=10)
+        found = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return found.stdout.strip() if found.returncode == 0 else ""
@@ -62,8 +64,11 @@ def bibtex(key: str = "golden_book") -> str:
     """A BibTeX entry for the book, from CITATION.cff; the note names the commit."""
     cff = citation()
     reproduced = cff["references"][0]
-    arxiv = next(identifier["value"] for identifier in reproduced["identifiers"]
-                 if identifier["value"].startswith("arXiv:"))
+    arxiv = next(
+        identifier["value"]
+        for identifier in reproduced["identifiers"]
+        if identifier["value"].startswith("arXiv:")
+    )
     fields = {
         "title": "{" + cff["title"] + "}",
         "author": " and ".join(_bibtex_name(author) for author in cff["authors"]),
@@ -71,22 +76,27 @@ def bibtex(key: str = "golden_book") -> str:
         "howpublished": "Executable book (Jupyter Book)",
         "version": f"{cff['version']} (commit {commit()})",
         "note": f"Reproduces {arxiv}, {reproduced['authors'][0]['family-names']} "
-                f"{reproduced['year']}",
+        f"{reproduced['year']}",
     }
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields.items())
     return f"@misc{{{key},\n{body}\n}}"
 
 
 def equation_anchor(label: str) -> str:
-    """The anchor Sphinx gives the display labelled ``label``: stable across versions."""
+    """The anchor Sphinx gives the display labelled ``label``: stable across
+    versions."""
     return f"#equation-{label}"
 
 
 def equation_address(label: str, chapters: Path = REPO_ROOT / "chapters") -> str:
-    """Page and anchor of a labelled equation, relative to the root of the built book."""
+    """Page and anchor of a labelled equation, relative to the root of the built
+    book."""
     pattern = re.compile(rf"^\$\$\s*\({re.escape(label)}\)\s*$", re.MULTILINE)
-    pages = [path.stem for path in sorted(chapters.glob("*.md"))
-             if pattern.search(path.read_text())]
+    pages = [
+        path.stem
+        for path in sorted(chapters.glob("*.md"))
+        if pattern.search(path.read_text())
+    ]
     if len(pages) != 1:
         raise KeyError(f"equation label {label!r} is on {len(pages)} pages, not one")
     return f"chapters/{pages[0]}.html{equation_anchor(label)}"

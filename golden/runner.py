@@ -31,9 +31,8 @@ from golden.store import Store, run_id
 from golden.train import TrainConfig, train
 
 SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
-EVAL_COST = (
-    1 / 3
-)  # an evaluated image costs about a third of a trained one (forward pass only)
+# an evaluated image costs about a third of a trained one (forward pass only)
+EVAL_COST = 1 / 3
 
 
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:

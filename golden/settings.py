@@ -2,9 +2,10 @@
 
 Environment variables (documented in README.md):
 
-* ``GOLDEN_QUICK=1``  quick mode: tiny data and few epochs, same code path as a full run.
-* ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files
-  (either directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
+* ``GOLDEN_QUICK=1``  quick mode: tiny data and few epochs, same code path as a full
+  run.
+* ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files (either
+  directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
 * ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied;
   default: ``~/.cache/golden``.
 * ``GOLDEN_RESULTS``  where experiment results are stored; default: ``results/``.
@@ -12,6 +13,7 @@ Environment variables (documented in README.md):
 A folder variable set but empty is an error, not the default: ``GOLDEN_RESULTS=$DIR``
 with ``DIR`` unset would otherwise write records into the wrong folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +38,12 @@ def _folder(variable: str) -> Path | None:
 
 def quick_mode() -> bool:
     """True when ``GOLDEN_QUICK`` is set to a true value (``1``, ``true``, ``yes``)."""
-    return os.environ.get("GOLDEN_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get("GOLDEN_QUICK", "").strip().lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
 
 
 def mode_name() -> str:
@@ -45,7 +52,8 @@ def mode_name() -> str:
 
 
 def mnist_source() -> Path | None:
-    """The folder to copy the MNIST files from, or None to let torchvision download them."""
+    """The folder to copy the MNIST files from, or None to let torchvision download
+    them."""
     explicit = _folder("GOLDEN_MNIST_SOURCE")
     if explicit is not None:
         return explicit
@@ -54,21 +62,25 @@ def mnist_source() -> Path | None:
 
 
 def data_home() -> Path:
-    """golden's own data folder; the source files are never modified, only copied here."""
+    """golden's own data folder; the source files are never modified, only copied
+    here."""
     return _folder("GOLDEN_DATA_HOME") or Path("~/.cache/golden").expanduser()
 
 
 def checkpoints_dir() -> Path:
-    """End states of runs that longer runs continue (successive halving): a cache, not results."""
+    """End states of runs that longer runs continue (successive halving): a cache, not
+    results."""
     return data_home() / "checkpoints"
 
 
 def figures_dir() -> Path:
-    """Full-mode figures go to ``figures/`` (committed); quick-mode ones to ``figures/quick/``."""
+    """Full-mode figures go to ``figures/`` (committed); quick-mode ones to
+    ``figures/quick/``."""
     folder = REPO_ROOT / "figures"
     return folder / "quick" if quick_mode() else folder
 
 
 def results_dir() -> Path:
-    """Stored experiment results (plain JSON), written only by :mod:`golden.experiments`."""
+    """Stored experiment results (plain JSON), written only by
+    :mod:`golden.experiments`."""
     return _folder("GOLDEN_RESULTS") or REPO_ROOT / "results"

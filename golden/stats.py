@@ -1,4 +1,5 @@
 """Small statistics for few seeds: means with t-intervals and paired comparisons."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,8 @@ CONFIDENCE = 0.95
 
 
 def mean_ci(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Mean and half-width of its Student-t confidence interval (NaN where undefined)."""
+    """Mean and half-width of its Student-t confidence interval (NaN where
+    undefined)."""
     n = len(values)
     if n == 0:
         return math.nan, math.nan
@@ -21,9 +23,12 @@ def mean_ci(values: list[float], confidence: float = CONFIDENCE) -> tuple[float,
 
 
 def paired_t(a: list[float], b: list[float]) -> dict:
-    """Paired t-test of a - b over seeds: mean difference, its interval and the two-sided p-value."""
+    """Paired t-test of a - b over seeds: mean difference, its interval and the
+    two-sided p-value."""
     if len(a) != len(b) or len(a) < 2:
-        raise ValueError("a paired test needs two equally long lists of at least two values")
+        raise ValueError(
+            "a paired test needs two equally long lists of at least two values"
+        )
     diffs = [x - y for x, y in zip(a, b)]
     mean, half = mean_ci(diffs)
     if all(d == diffs[0] for d in diffs):
@@ -35,8 +40,8 @@ def paired_t(a: list[float], b: list[float]) -> dict:
 
 def holm(p_values: dict) -> dict:
     """Holm's step-down adjustment of p-values for multiple comparisons (controls the
-    family-wise error rate, uniformly more powerful than Bonferroni): the one correction the
-    book applies, so a threshold is never hand-rolled."""
+    family-wise error rate, uniformly more powerful than Bonferroni): the one correction
+    the book applies, so a threshold is never hand-rolled."""
     ordered = sorted(p_values, key=p_values.get)
     adjusted, running = {}, 0.0
     for i, key in enumerate(ordered):

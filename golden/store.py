@@ -231,10 +231,11 @@ class Store:
                 )
                 continue
             run = record["run"]
+            # records from before a field existed
             run["config"] = {
                 **DEFAULTS,
                 **run["config"],
-            }  # records from before a field existed
+            }
             run["train_loss"] = [
                 math.inf if loss is None else loss for loss in run["train_loss"]
             ]

@@ -1,16 +1,19 @@
 """Training: SGD with momentum (Eq. 32 of the sources), fast on a CPU.
 
-The update is PyTorch's own ``torch.optim.SGD``: v <- mu v + g, w <- w - lr v, which equals
-Eq. (32) with eta = lr and alpha = mu for a constant learning rate. Speed comes from what
-surrounds it, each measured by ``python -m golden bench``: the data stay in memory as one
-tensor (no per-image Python), and the network runs in ``channels_last`` layout, whose
-pooling and convolution kernels are the fast ones on a CPU. A run depends only on its
-configuration: the seed fixes the initial weights, the batch order and the dropout masks.
+The update is PyTorch's own ``torch.optim.SGD``: v <- mu v + g, w <- w - lr v, which
+equals Eq. (32) with eta = lr and alpha = mu for a constant learning rate. Speed comes
+from what surrounds it, each measured by ``python -m golden bench``: the data stay in
+memory as one tensor (no per-image Python), and the network runs in ``channels_last``
+layout, whose pooling and convolution kernels are the fast ones on a CPU. A run depends
+only on its configuration: the seed fixes the initial weights, the batch order and the
+dropout masks.
 
-Options beyond the paper's protocol, for the studies of the book's last part: Adam instead of
-SGD, symmetric label noise on the training split, a learning rate set each epoch from the
-mutual information of the validation predictions, and diagnostics probes during training.
+Options beyond the paper's protocol, for the studies of the book's last part: Adam
+instead of SGD, symmetric label noise on the training split, a learning rate set each
+epoch from the mutual information of the validation predictions, and diagnostics probes
+during training.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +21,8 @@ import os
 import pickle
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -34,7 +37,7 @@ EVAL_BATCH = 2000
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam")  # Adam with PyTorch's default betas (0.9, 0.999)
 SCHEDULES = ("constant", "mi_decay")
-SEEDS = range(-2**63, 2**64 - NOISE_SEED_BASE)  # torch's, less the label-noise offset
+SEEDS = range(-(2**63), 2**64 - NOISE_SEED_BASE)  # torch's, less the label-noise offset
 
 
 class ConfigError(ValueError):
@@ -53,55 +56,96 @@ class TrainConfig:
     batch_size: int = 64
     loss: str = "cross_entropy"
     optimizer: str = "sgd"
-    label_noise: float = 0.0  # fraction of training labels replaced by a wrong class (data.with_label_noise)
-    schedule: str = "constant"  # or "mi_decay": lr of each epoch = lr * (1 - normalised MI after the last)
-    probe_every: int = 0  # measure gradient noise and sharpness every this many steps (0: never)
-    fold: int = -1  # -1: the book's fixed 10% validation split; k: fold k of data.FOLDS (cross-validation)
-    data_fraction: float = 1.0  # train on a stratified fraction of the 60,000 images (the source's 50%)
+    # fraction of training labels replaced by a wrong class (data.with_label_noise)
+    label_noise: float = 0.0
+    # or "mi_decay": lr of each epoch = lr * (1 - normalised MI after the last)
+    schedule: str = "constant"
+    # measure gradient noise and sharpness every this many steps (0: never)
+    probe_every: int = 0
+    # -1: the book's fixed 10% validation split; k: fold k of data.FOLDS
+    # (cross-validation)
+    fold: int = -1
+    # train on a stratified fraction of the 60,000 images (the source's 50%)
+    data_fraction: float = 1.0
 
     def __post_init__(self):
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
+        if not (
+            isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0
+        ):
+            raise ConfigError(
+                f"learning rate must be a positive number, got {self.lr!r}"
+            )
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not (isinstance(self.seed, int) and self.seed in SEEDS):
-            raise ConfigError("seed must be an integer in [-2**63, 2**64 - 2**31), "
-                              f"got {self.seed!r}")
+            raise ConfigError(
+                f"seed must be an integer in [-2**63, 2**64 - 2**31), got {self.seed!r}"
+            )
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ConfigError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+            raise ConfigError(
+                f"batch size must be an integer >= 1, got {self.batch_size!r}"
+            )
         if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+            raise ConfigError(
+                f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}"
+            )
         if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+            raise ConfigError(
+                f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}: choose one of "
+                f"{', '.join(OPTIMIZERS)}"
+            )
         if self.optimizer == "adam" and self.momentum != 0:
-            raise ConfigError("Adam takes no momentum here (its betas are PyTorch's defaults): set momentum to 0")
-        if not (isinstance(self.label_noise, (int, float)) and 0 <= self.label_noise < 1):
-            raise ConfigError(f"label noise must be a fraction in [0, 1), got {self.label_noise!r}")
+            raise ConfigError(
+                "Adam takes no momentum here (its betas are PyTorch's defaults): set "
+                "momentum to 0"
+            )
+        if not (
+            isinstance(self.label_noise, (int, float)) and 0 <= self.label_noise < 1
+        ):
+            raise ConfigError(
+                f"label noise must be a fraction in [0, 1), got {self.label_noise!r}"
+            )
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}: choose one of "
+                f"{', '.join(SCHEDULES)}"
+            )
         if not (isinstance(self.probe_every, int) and self.probe_every >= 0):
-            raise ConfigError(f"probe_every must be an integer >= 0, got {self.probe_every!r}")
+            raise ConfigError(
+                f"probe_every must be an integer >= 0, got {self.probe_every!r}"
+            )
         if not (isinstance(self.fold, int) and -1 <= self.fold < FOLDS):
-            raise ConfigError(f"fold must be -1 (fixed split) or 0 .. {FOLDS - 1}, got {self.fold!r}")
-        if not (isinstance(self.data_fraction, (int, float)) and 0 < self.data_fraction <= 1):
-            raise ConfigError(f"data fraction must lie in (0, 1], got {self.data_fraction!r}")
+            raise ConfigError(
+                f"fold must be -1 (fixed split) or 0 .. {FOLDS - 1}, got {self.fold!r}"
+            )
+        if not (
+            isinstance(self.data_fraction, (int, float)) and 0 < self.data_fraction <= 1
+        ):
+            raise ConfigError(
+                f"data fraction must lie in (0, 1], got {self.data_fraction!r}"
+            )
 
 
 @dataclass
 class History:
-    """Per-epoch metrics of one run; ``diverged`` once its training loss stops being finite."""
+    """Per-epoch metrics of one run; ``diverged`` once its training loss stops being
+    finite."""
 
     config: TrainConfig
     train_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
-    val_confusion: list[list[list[int]]] = field(default_factory=list)  # rows: true label, columns: predicted
+    # rows: true label, columns: predicted
+    val_confusion: list[list[list[int]]] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # the learning rate of each epoch
-    probes: dict[str, list[float]] = field(default_factory=dict)  # diagnostics.Prober's record, if probed
+    # diagnostics.Prober's record, if probed
+    probes: dict[str, list[float]] = field(default_factory=dict)
     diverged: bool = False
     wall_time_s: float = 0.0
 
@@ -110,8 +154,8 @@ class History:
 
 
 def batch_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
-    """Mean loss over the batch. ``mse`` is the squared error between the softmax output and
-    the one-hot target, summed over the 10 classes and averaged over the batch."""
+    """Mean loss over the batch. ``mse`` is the squared error between the softmax output
+    and the one-hot target, summed over the 10 classes and averaged over the batch."""
     if loss == "cross_entropy":
         return F.cross_entropy(logits, labels)
     target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
@@ -123,12 +167,15 @@ def to_layout(images: torch.Tensor) -> torch.Tensor:
 
 
 def seeded_model(config: TrainConfig) -> torch.nn.Module:
-    """The model as ``torch.manual_seed(seed); build_model(name)`` makes it, in channels_last."""
+    """The model as ``torch.manual_seed(seed); build_model(name)`` makes it, in
+    channels_last."""
     torch.manual_seed(config.seed)
     return build_model(config.model).to(memory_format=torch.channels_last)
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, config: TrainConfig
+) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
@@ -143,13 +190,18 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def confusion(model: torch.nn.Module, split: Split) -> torch.Tensor:
     """Counts of (true label, predicted label) over ``split``."""
     model.eval()
-    predictions = torch.cat([model(to_layout(split.images[start : start + EVAL_BATCH])).argmax(-1)
-                             for start in range(0, len(split), EVAL_BATCH)])
+    predictions = torch.cat(
+        [
+            model(to_layout(split.images[start : start + EVAL_BATCH])).argmax(-1)
+            for start in range(0, len(split), EVAL_BATCH)
+        ]
+    )
     return diagnostics.confusion_matrix(predictions, split.labels)
 
 
 def accuracy_of(counts: torch.Tensor) -> float:
-    """Fraction of correctly classified images: the diagonal of a confusion matrix over its total."""
+    """Fraction of correctly classified images: the diagonal of a confusion matrix over
+    its total."""
     return int(counts.trace()) / int(counts.sum())
 
 
@@ -163,17 +215,27 @@ def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
     return [torch.randperm(n, generator=generator) for _ in range(epochs)]
 
 
-def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: TrainConfig, bar,
-                before_step: Callable[[torch.nn.Module], None] | None = None) -> float:
+def train_epoch(
+    model,
+    optimizer,
+    split: Split,
+    order: torch.Tensor,
+    config: TrainConfig,
+    bar,
+    before_step: Callable[[torch.nn.Module], None] | None = None,
+) -> float:
     """One pass over ``split`` in ``order``; the mean training loss, or inf at the first
-    non-finite batch loss (there is no point in computing NaNs for the rest of the epoch).
-    ``before_step`` (a diagnostics.Prober) sees the model before every optimizer step."""
+    non-finite batch loss (there is no point in computing NaNs for the rest of the
+    epoch). ``before_step`` (a diagnostics.Prober) sees the model before every optimizer
+    step."""
     model.train()
     loss_sum = 0.0
     for batch in order.split(config.batch_size):
         if before_step is not None:
             before_step(model)
-        loss = batch_loss(model(to_layout(split.images[batch])), split.labels[batch], config.loss)
+        loss = batch_loss(
+            model(to_layout(split.images[batch])), split.labels[batch], config.loss
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -186,10 +248,16 @@ def train_epoch(model, optimizer, split: Split, order: torch.Tensor, config: Tra
 
 
 def save_state(path: Path, model, optimizer, history: History) -> None:
-    """Everything a longer run of the same configuration needs to go on from here bit for bit:
-    weights, optimizer buffers, the random state of the dropout masks, and the history so far."""
-    state = {"config": asdict(replace(history.config, epochs=1)), "history": history.as_dict(),
-             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+    """Everything a longer run of the same configuration needs to go on from here bit
+    for bit: weights, optimizer buffers, the random state of the dropout masks, and the
+    history so far."""
+    state = {
+        "config": asdict(replace(history.config, epochs=1)),
+        "history": history.as_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(state, temporary)
@@ -197,29 +265,48 @@ def save_state(path: Path, model, optimizer, history: History) -> None:
 
 
 def load_state(path: Path, config: TrainConfig, model, optimizer) -> History | None:
-    """The history of a saved shorter run of ``config`` after restoring its state, or None
-    (nothing saved, another configuration, not shorter, or unreadable: train from the start)."""
+    """The history of a saved shorter run of ``config`` after restoring its state, or
+    None (nothing saved, another configuration, not shorter, or unreadable: train from
+    the start)."""
     try:
         state = torch.load(path, weights_only=True)
-        saved = History(**{**state["history"], "config": TrainConfig(**state["history"]["config"])})
-        if state["config"] != asdict(replace(config, epochs=1)) or len(saved.train_loss) > config.epochs:
+        saved = History(
+            **{**state["history"], "config": TrainConfig(**state["history"]["config"])}
+        )
+        if (
+            state["config"] != asdict(replace(config, epochs=1))
+            or len(saved.train_loss) > config.epochs
+        ):
             return None
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError):
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+    ):
         return None
     return replace(saved, config=config)
 
 
-def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None,
-          checkpoint: Path | None = None) -> History:
-    """Train one configuration; evaluate on the validation and test splits after each epoch.
+def train(
+    config: TrainConfig,
+    data: MnistSplits,
+    progress: bool | None = None,
+    checkpoint: Path | None = None,
+) -> History:
+    """Train one configuration; evaluate on the validation and test splits after each
+    epoch.
 
-    A run whose training loss stops being finite is marked diverged and stopped there. With a
-    ``checkpoint`` path, a run goes on from a saved shorter run of the same configuration
-    (successive halving promotes runs this way) and saves its own end state there; the
-    numbers are those of a run from the start (tested).
+    A run whose training loss stops being finite is marked diverged and stopped there.
+    With a ``checkpoint`` path, a run goes on from a saved shorter run of the same
+    configuration (successive halving promotes runs this way) and saves its own end
+    state there; the numbers are those of a run from the start (tested).
     """
     model = seeded_model(config)
     optimizer = make_optimizer(model, config)
@@ -230,17 +317,31 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None,
     train_split = with_label_noise(data.train, config.label_noise, config.seed)
     prober = None
     if config.probe_every:
-        probe = data.train.head(diagnostics.PROBE_SIZE)  # clean labels, the same images for every run
-        prober = diagnostics.Prober(to_layout(probe.images), probe.labels, partial(batch_loss, loss=config.loss),
-                                    config.batch_size, config.probe_every, config.seed)
+        # clean labels, the same images for every run
+        probe = data.train.head(diagnostics.PROBE_SIZE)
+        prober = diagnostics.Prober(
+            to_layout(probe.images),
+            probe.labels,
+            partial(batch_loss, loss=config.loss),
+            config.batch_size,
+            config.probe_every,
+            config.seed,
+        )
     steps = (config.epochs - done) * math.ceil(len(train_split) / config.batch_size)
     label = f"lr={config.lr:g} momentum={config.momentum:g} seed={config.seed}"
     start = time.perf_counter()
-    with tqdm(total=steps, disable=None if progress is None else not progress, desc=label, unit="step",
-              leave=False) as bar:
+    with tqdm(
+        total=steps,
+        disable=None if progress is None else not progress,
+        desc=label,
+        unit="step",
+        leave=False,
+    ) as bar:
         for order in epoch_orders(len(train_split), config.epochs, config.seed)[done:]:
             history.lr.append(optimizer.param_groups[0]["lr"])
-            epoch_loss = train_epoch(model, optimizer, train_split, order, config, bar, prober)
+            epoch_loss = train_epoch(
+                model, optimizer, train_split, order, config, bar, prober
+            )
             history.train_loss.append(epoch_loss)
             if not math.isfinite(epoch_loss):
                 history.diverged = True
@@ -250,7 +351,11 @@ def train(config: TrainConfig, data: MnistSplits, progress: bool | None = None,
             history.val_acc.append(accuracy_of(val_confusion))
             history.test_acc.append(accuracy(model, data.test))
             if config.schedule == "mi_decay":
-                set_lr(optimizer, config.lr * (1 - diagnostics.normalised_mutual_information(val_confusion)))
+                set_lr(
+                    optimizer,
+                    config.lr
+                    * (1 - diagnostics.normalised_mutual_information(val_confusion)),
+                )
     history.wall_time_s += time.perf_counter() - start
     if prober is not None:
         history.probes = prober.record

@@ -1,8 +1,10 @@
-"""Checks of golden.bench: its FLOP count by hand, and its quick mode (what CI can afford) end to end.
+"""Checks of golden.bench: its FLOP count by hand, and its quick mode (what CI can
+afford) end to end.
 
-The quick run loads the real MNIST files (the plain loop goes through torchvision) and spawns
-one process per core; it checks the table's arithmetic, never a speed.
+The quick run loads the real MNIST files (the plain loop goes through torchvision) and
+spawns one process per core; it checks the table's arithmetic, never a speed.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,33 +16,55 @@ from golden import bench
 
 
 def test_bench_counts_the_cnn_training_flops_by_hand():
-    """FlopCounterMode on one step = forward (2 x MACs of conv1, conv2, fc1, fc2) + backward: weight
-    gradients of all four, input gradients of all but conv1 (its input needs no gradient)."""
+    """FlopCounterMode on one step = forward (2 x MACs of conv1, conv2, fc1, fc2) +
+    backward: weight gradients of all four, input gradients of all but conv1 (its input
+    needs no gradient)."""
     conv1, conv2 = 2 * 28 * 28 * 16 * 9, 2 * 14 * 14 * 32 * 16 * 9
     fc1, fc2 = 2 * 32 * 7 * 7 * 128, 2 * 128 * 10
-    assert bench.training_flops_per_image() == (conv1 + conv2 + fc1 + fc2) + (conv1 + 2 * (conv2 + fc1 + fc2))
+    assert bench.training_flops_per_image() == (conv1 + conv2 + fc1 + fc2) + (
+        conv1 + 2 * (conv2 + fc1 + fc2)
+    )
 
 
-ROW = re.compile(r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)\s+(?P<gflops>[\d.]+)\s+(?P<share>\d+)%\s+(?P<ratio>[\d.]+)x$")
+ROW = re.compile(
+    r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)\s+(?P<gflops>[\d.]+)\s+(?P<share>\d+)%\s+(?P<ratio>[\d.]+)x$"
+)
 
 
 def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
     lines = bench.run(quick=True)
-    rows = {match["name"].split(" (")[0]: match for match in map(ROW.match, lines) if match}
-    assert list(rows) == ["plain loop", "golden trainer", "golden sweep", "same via a process pool"]
+    rows = {
+        match["name"].split(" (")[0]: match for match in map(ROW.match, lines) if match
+    }
+    assert list(rows) == [
+        "plain loop",
+        "golden trainer",
+        "golden sweep",
+        "same via a process pool",
+    ]
     assert f"(Dask, {os.cpu_count()} x 1 thread)" in lines[4]
     plain = float(rows["plain loop"]["rate"].replace(",", ""))
     flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[7])[1]) * 1e6
     for match in rows.values():
         rate = float(match["rate"].replace(",", ""))
         assert rate > 0
-        # the table rounds rates to whole images/s: allow for that in the ratio it prints
+        # the table rounds rates to whole images/s: allow for that in the ratio it
+        # prints
         rounding = rate / plain * (0.5 / rate + 0.5 / plain)
-        assert float(match["ratio"]) == pytest.approx(rate / plain, abs=0.006 + rounding)
+        assert float(match["ratio"]) == pytest.approx(
+            rate / plain, abs=0.006 + rounding
+        )
         assert float(match["gflops"]) == pytest.approx(rate * flops / 1e9, abs=0.06)
-    single, sweep = (float(rows[name]["ratio"]) for name in ("golden trainer", "golden sweep"))
+    single, sweep = (
+        float(rows[name]["ratio"]) for name in ("golden trainer", "golden sweep")
+    )
     assert lines[-3].startswith(f"single run: {single:.2f}x the plain loop")
     assert lines[-2].startswith(f"sweep: {sweep:.2f}x the plain loop")
-    dask, pool = (float(rows[name]["rate"].replace(",", "")) for name in ("golden sweep", "same via a process pool"))
+    dask, pool = (
+        float(rows[name]["rate"].replace(",", ""))
+        for name in ("golden sweep", "same via a process pool")
+    )
     engine = re.match(r"Dask runner / process pool: ([\d.]+)x", lines[-1])
-    assert engine and float(engine[1]) == pytest.approx(dask / pool, abs=0.006 + dask / pool / pool)
+    assert engine and float(engine[1]) == pytest.approx(
+        dask / pool, abs=0.006 + dask / pool / pool
+    )

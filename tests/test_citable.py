@@ -5,6 +5,7 @@ source's (Jaeger 2024), and the equation index maps the two. These tests keep th
 complete: every source number the text quotes is in the index, and the index agrees with
 the displays themselves.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,11 @@ CHAPTERS = REPO_ROOT / "chapters"
 INDEX = CHAPTERS / "equations.md"
 SOURCE_TAG = re.compile(r"\\text\{\[Jaeger 2024: ([^\]]*)\]\}")
 """How a display shows the source's number: \\text{[Jaeger 2024: (24)]}."""
-QUOTED = re.compile(
-    r"Eqs?\.\s*((?:\(\d+\)(?:\s*(?:,\s*and|,|–|-|and|to)\s*(?=\())?)+)")
+QUOTED = re.compile(r"Eqs?\.\s*((?:\(\d+\)(?:\s*(?:,\s*and|,|–|-|and|to)\s*(?=\())?)+)")
 """Source numbers quoted in the text: "Eq. (10)", "Eqs. (11)–(16)", "(1) and (2)"."""
 INDEX_ROW = re.compile(
-    r"^\| \{eq\}`([\w-]+)` \| `([\w-]+)` \| .* \| (.*?) \| `(#[\w-]+)` \|$", re.M)
+    r"^\| \{eq\}`([\w-]+)` \| `([\w-]+)` \| .* \| (.*?) \| `(#[\w-]+)` \|$", re.M
+)
 PAGE = re.compile(r"`chapters/(\w+)\.html`")
 REVERSE_ROW = re.compile(r"^\| (\(\d+\)(?:–\(\d+\))?) \| (.*?) \| .*\|$", re.M)
 CFF_TYPES = {"software", "dataset"}
@@ -45,14 +46,20 @@ def numbers_in(text: str) -> set[int]:
 
 
 def quoted_source_numbers(text: str) -> set[int]:
-    runs = [match.group(1) for pattern in (QUOTED, SOURCE_TAG)
-            for match in pattern.finditer(text)]
+    runs = [
+        match.group(1)
+        for pattern in (QUOTED, SOURCE_TAG)
+        for match in pattern.finditer(text)
+    ]
     return {n for run in runs for n in numbers_in(run)}
 
 
 def chapter_texts() -> dict[str, str]:
-    return {path.stem: path.read_text() for path in sorted(CHAPTERS.glob("*.md"))
-            if path != INDEX}
+    return {
+        path.stem: path.read_text()
+        for path in sorted(CHAPTERS.glob("*.md"))
+        if path != INDEX
+    }
 
 
 def display_sources() -> dict[str, tuple[str, str]]:
@@ -60,7 +67,7 @@ def display_sources() -> dict[str, tuple[str, str]]:
     found = {}
     for name, text in chapter_texts().items():
         for match in EQUATION_LABEL.finditer(text):
-            display = text[text.rfind("$$\n", 0, match.start()):match.start()]
+            display = text[text.rfind("$$\n", 0, match.start()) : match.start()]
             tag = SOURCE_TAG.search(display)
             found[match.group(1)] = (name, tag.group(1) if tag else "–")
     return found
@@ -76,8 +83,15 @@ def index_rows() -> list[dict]:
         row = INDEX_ROW.match(line)
         if row:
             eq, label, source, anchor = row.groups()
-            rows.append({"eq": eq, "label": label, "source": source, "anchor": anchor,
-                         "page": page})
+            rows.append(
+                {
+                    "eq": eq,
+                    "label": label,
+                    "source": source,
+                    "anchor": anchor,
+                    "page": page,
+                }
+            )
     return rows
 
 
@@ -108,8 +122,10 @@ def test_citation_cff_has_the_required_keys_of_cff_1_2_0(cff):
         assert author.get("name") or person, author
     for reference in cff.get("references", []):
         assert {"type", "title", "authors"} <= set(reference), reference
-        assert all(author.get("family-names") or author.get("name")
-                   for author in reference["authors"])
+        assert all(
+            author.get("family-names") or author.get("name")
+            for author in reference["authors"]
+        )
 
 
 def test_citation_cff_names_this_book_and_its_version(cff):
@@ -121,8 +137,11 @@ def test_citation_cff_names_this_book_and_its_version(cff):
 
 def test_citation_cff_references_the_reproduced_papers_of_the_bibliography(cff):
     bibliography = (REPO_ROOT / "references.bib").read_text()
-    identifiers = [identifier["value"] for reference in cff["references"]
-                   for identifier in reference["identifiers"]]
+    identifiers = [
+        identifier["value"]
+        for reference in cff["references"]
+        for identifier in reference["identifiers"]
+    ]
     assert identifiers[0] == "arXiv:2006.04751"  # the reproduced paper comes first
     for identifier in identifiers:
         assert identifier.removeprefix("arXiv:") in bibliography, identifier
@@ -134,7 +153,9 @@ def test_bibtex_entry_is_built_from_citation_cff(cff):
     assert entry.count("{") == entry.count("}")
     assert f"title = {{{{{cff['title']}}}}}" in entry
     assert re.search(r"year = \{\d{4}\}", entry)
-    assert "arXiv:2006.04751" in entry and f"version = {{{cff['version']} (commit" in entry
+    assert (
+        "arXiv:2006.04751" in entry and f"version = {{{cff['version']} (commit" in entry
+    )
     assert max(len(line) for line in entry.splitlines()) <= 88
 
 
@@ -172,8 +193,10 @@ def test_the_number_parser():
 
 def test_every_source_number_quoted_in_the_text_is_in_the_index():
     indexed = set(reverse_rows())
-    missing = {name: sorted(quoted_source_numbers(text) - indexed)
-               for name, text in chapter_texts().items()}
+    missing = {
+        name: sorted(quoted_source_numbers(text) - indexed)
+        for name, text in chapter_texts().items()
+    }
     missing = {name: numbers for name, numbers in missing.items() if numbers}
     assert not missing, f"quoted source numbers missing from the index: {missing}"
 

@@ -1,15 +1,15 @@
 """Checks of golden.data on a tiny synthetic MNIST written in MNIST's own IDX format.
 
-The four ``.gz`` files hold 200 training and 50 test images (28 x 28, uint8) whose first two
-pixels encode the image's index, so every image is unique and traceable. A subclass of
-torchvision's MNIST lists these files and their md5s and has no mirrors, so nothing is ever
-downloaded; everything is written under pytest's ``tmp_path``.
+The four ``.gz`` files hold 200 training and 50 test images (28 x 28, uint8) whose first
+two pixels encode the image's index, so every image is unique and traceable. A subclass
+of torchvision's MNIST lists these files and their md5s and has no mirrors, so nothing
+is ever downloaded; everything is written under pytest's ``tmp_path``.
 """
+
 from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
 import struct
 from pathlib import Path
@@ -21,27 +21,47 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 import golden.data
-from golden.data import (FOLDS, VALIDATION_FRACTION, DataError, Split, load_raw, scale, split,
-                         stratified_folds, stratified_subset)
+from golden.data import (
+    FOLDS,
+    VALIDATION_FRACTION,
+    DataError,
+    Split,
+    load_raw,
+    scale,
+    split,
+    stratified_folds,
+    stratified_subset,
+)
 
 N_TRAIN, N_TEST = 200, 50
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
-# ------------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------------
+# helpers
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    """MNIST's IDX format: big-endian magic number, one big-endian uint32 per dimension, the bytes."""
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", size) for size in array.shape)
+    """MNIST's IDX format: big-endian magic number, one big-endian uint32 per dimension,
+    the bytes."""
+    header = struct.pack(">I", magic) + b"".join(
+        struct.pack(">I", size) for size in array.shape
+    )
     return header + array.astype(np.uint8).tobytes()
 
 
 def synthetic_images(n: int, offset: int, seed: int) -> np.ndarray:
-    """n random uint8 images; pixels (0, 0) and (0, 1) hold the global index offset + i."""
-    images = np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    """n random uint8 images; pixels (0, 0) and (0, 1) hold the global index offset +
+    i."""
+    images = np.random.default_rng(seed).integers(
+        0, 256, size=(n, 28, 28), dtype=np.uint8
+    )
     index = np.arange(offset, offset + n)
     images[:, 0, 0], images[:, 0, 1] = index % 256, index // 256
     return images
@@ -69,22 +89,31 @@ def write_idx_set(folder: Path) -> dict[str, str]:
     return md5s
 
 
-UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: a download attempt is refused at once
+# the discard port: a download attempt is refused at once
+UNREACHABLE = "http://127.0.0.1:9/"
 
 
 def dataset_class(md5s: dict[str, str], name: str = "TinyMNIST") -> type[MNIST]:
     """A torchvision MNIST that knows our files and cannot download anything.
 
-    Its one mirror is unreachable rather than absent: torchvision's download() walks the mirrors
-    even for files already in place (where it then finds them verified and connects to nothing),
-    and with no mirror at all it reports every file as failed.
+    Its one mirror is unreachable rather than absent: torchvision's download() walks the
+    mirrors even for files already in place (where it then finds them verified and
+    connects to nothing), and with no mirror at all it reports every file as failed.
     """
-    return type(name, (MNIST,), {"resources": [(file, md5s[file]) for file in FILES], "mirrors": [UNREACHABLE]})
+    return type(
+        name,
+        (MNIST,),
+        {"resources": [(file, md5s[file]) for file in FILES], "mirrors": [UNREACHABLE]},
+    )
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
-    """(mtime in ns, md5) of every file in a folder: to prove the source is only read."""
-    return {path.name: (path.stat().st_mtime_ns, golden.data.md5(path)) for path in sorted(folder.iterdir())}
+    """(mtime in ns, md5) of every file in a folder: to prove the source is only
+    read."""
+    return {
+        path.name: (path.stat().st_mtime_ns, golden.data.md5(path))
+        for path in sorted(folder.iterdir())
+    }
 
 
 @pytest.fixture
@@ -105,7 +134,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "nowhere"))
 
 
-# ------------------------------------------------------------------------------- loading
+# -------------------------------------------------------------------------------
+# loading
 
 
 def test_load_raw_reads_the_idx_files(tiny, source, tmp_path):
@@ -115,9 +145,13 @@ def test_load_raw_reads_the_idx_files(tiny, source, tmp_path):
     assert image_ids(train.images) == list(range(N_TRAIN))
     assert image_ids(test.images) == list(range(N_TRAIN, N_TRAIN + N_TEST))
     assert torch.equal(train.labels, torch.arange(N_TRAIN) % 10)
-    assert torch.equal(test.images, torch.from_numpy(synthetic_images(N_TEST, N_TRAIN, seed=2)))
+    assert torch.equal(
+        test.images, torch.from_numpy(synthetic_images(N_TEST, N_TRAIN, seed=2))
+    )
     # stage_raw_files names the folder after the dataset class, as torchvision does
-    assert sorted(p.name for p in (tmp_path / "home" / "TinyMNIST" / "raw").glob("*.gz")) == sorted(FILES)
+    assert sorted(
+        p.name for p in (tmp_path / "home" / "TinyMNIST" / "raw").glob("*.gz")
+    ) == sorted(FILES)
 
 
 def test_source_may_hold_files_under_mnist_raw(tmp_path):
@@ -143,7 +177,8 @@ def test_defaults_come_from_the_environment(tiny, source, tmp_path, monkeypatch)
     assert (tmp_path / "env-home" / "TinyMNIST" / "raw" / FILES[0]).is_file()
 
 
-# ---------------------------------------------------------------------------------- splits
+# ----------------------------------------------------------------------------------
+# splits
 
 
 @pytest.fixture
@@ -154,13 +189,18 @@ def raw(tiny, source, tmp_path) -> tuple[Split, Split]:
 def test_split_sizes_hold_out_ten_percent(raw):
     parts = split(*raw)
     n_val = int(N_TRAIN * VALIDATION_FRACTION)
-    assert (len(parts.train), len(parts.val), len(parts.test)) == (N_TRAIN - n_val, n_val, N_TEST)
+    assert (len(parts.train), len(parts.val), len(parts.test)) == (
+        N_TRAIN - n_val,
+        n_val,
+        N_TEST,
+    )
     assert parts.train.images.shape == (N_TRAIN - n_val, 1, 28, 28)
     assert parts.val.labels.dtype == torch.int64
 
 
 def ids_of(part: Split) -> list[int]:
-    """Indices encoded in scaled images (the inverse of golden.data.scale on pixels (0, 0), (0, 1))."""
+    """Indices encoded in scaled images (the inverse of golden.data.scale on pixels (0,
+    0), (0, 1))."""
     pixels = ((part.images[:, 0, 0, :2] + 1) * 127.5).round().long()
     return (pixels[:, 0] + 256 * pixels[:, 1]).tolist()
 
@@ -184,8 +224,8 @@ def test_split_is_deterministic(raw, tiny, source, tmp_path):
 
 
 def test_ten_folds_partition_the_training_set_stratified_by_class(raw):
-    """Each image is in exactly one validation fold; folds and their class counts differ by at
-    most one image; fold k's run trains on the other nine."""
+    """Each image is in exactly one validation fold; folds and their class counts differ
+    by at most one image; fold k's run trains on the other nine."""
     labels = raw[0].labels
     fold_of = stratified_folds(labels)
     sizes = torch.bincount(fold_of, minlength=FOLDS)
@@ -198,9 +238,14 @@ def test_ten_folds_partition_the_training_set_stratified_by_class(raw):
         parts = split(*raw, fold=fold)
         train_ids, val_ids = ids_of(parts.train), ids_of(parts.val)
         assert sorted(train_ids + val_ids) == list(range(N_TRAIN))
-        assert sorted(val_ids) == sorted((fold_of == fold).nonzero().squeeze(1).tolist())
+        assert sorted(val_ids) == sorted(
+            (fold_of == fold).nonzero().squeeze(1).tolist()
+        )
         val_sets.append(set(val_ids))
-    assert set().union(*val_sets) == set(range(N_TRAIN)) and sum(map(len, val_sets)) == N_TRAIN
+    assert (
+        set().union(*val_sets) == set(range(N_TRAIN))
+        and sum(map(len, val_sets)) == N_TRAIN
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.3])
@@ -209,7 +254,9 @@ def test_stratified_subset_keeps_the_fraction_of_every_class(raw, fraction):
     kept = stratified_subset(labels, fraction)
     assert len(set(kept.tolist())) == len(kept)
     for digit in range(10):
-        assert int((labels[kept] == digit).sum()) == round(fraction * int((labels == digit).sum()))
+        assert int((labels[kept] == digit).sum()) == round(
+            fraction * int((labels == digit).sum())
+        )
     parts = split(*raw, fold=0, fraction=fraction)
     assert sorted(ids_of(parts.train) + ids_of(parts.val)) == sorted(kept.tolist())
 
@@ -217,12 +264,20 @@ def test_stratified_subset_keeps_the_fraction_of_every_class(raw, fraction):
 def test_fixed_split_is_unchanged_by_the_cross_validation_options(raw):
     """fold -1 and fraction 1 give the split every stored record was trained on."""
     order = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(0))
-    assert ids_of(split(*raw).val) == order[: int(N_TRAIN * VALIDATION_FRACTION)].tolist()
+    assert (
+        ids_of(split(*raw).val) == order[: int(N_TRAIN * VALIDATION_FRACTION)].tolist()
+    )
 
 
 def test_scaling_equals_totensor_and_normalize(raw, tiny, tmp_path):
-    reference = tiny(str(tmp_path / "home"), train=True, download=True,  # unpacks, offline
-                     transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    reference = tiny(
+        str(tmp_path / "home"),
+        train=True,
+        download=True,  # unpacks, offline
+        transform=transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]
+        ),
+    )
     scaled = scale(raw[0].images)
     assert scaled.shape == (N_TRAIN, 1, 28, 28) and scaled.dtype == torch.float32
     for i in (0, 1, 57, N_TRAIN - 1):
@@ -241,7 +296,9 @@ def test_quick_mode_keeps_fixed_heads(raw, monkeypatch):
     full, quick = split(*raw), split(*raw, quick=True)
     assert (len(quick.train), len(quick.val), len(quick.test)) == (30, 7, 11)
     for name, size in (("train", 30), ("val", 7), ("test", 11)):
-        assert torch.equal(quick.__dict__[name].images, full.__dict__[name].images[:size])
+        assert torch.equal(
+            quick.__dict__[name].images, full.__dict__[name].images[:size]
+        )
 
 
 def test_quick_mode_on_a_small_set_keeps_everything(raw):
@@ -250,7 +307,8 @@ def test_quick_mode_on_a_small_set_keeps_everything(raw):
 
 
 def test_mnist_uses_the_environment_and_quick_flag(tiny, source, tmp_path, monkeypatch):
-    """golden.data.mnist() goes through load_raw with the settings; patch load_raw's dataset."""
+    """golden.data.mnist() goes through load_raw with the settings; patch load_raw's
+    dataset."""
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(source))
     monkeypatch.setattr(golden.data, "load_raw", lambda: load_raw(dataset=tiny))
     monkeypatch.setattr(golden.data, "QUICK_SIZES", {"train": 16, "val": 8, "test": 4})
@@ -262,7 +320,8 @@ def test_mnist_uses_the_environment_and_quick_flag(tiny, source, tmp_path, monke
         golden.data.mnist.cache_clear()
 
 
-# ----------------------------------------------------------------------------- error paths
+# ----------------------------------------------------------------------------- error
+# paths
 
 
 def assert_one_actionable_line(error: DataError, *words: str) -> None:
@@ -276,7 +335,9 @@ def test_missing_source_file(tiny, source, tmp_path):
     (source / FILES[2]).unlink()
     with pytest.raises(DataError) as caught:
         load_raw(source, tmp_path / "home", tiny)
-    assert_one_actionable_line(caught.value, FILES[2], str(source), "GOLDEN_MNIST_SOURCE")
+    assert_one_actionable_line(
+        caught.value, FILES[2], str(source), "GOLDEN_MNIST_SOURCE"
+    )
 
 
 def test_wrong_md5_is_refused_and_source_left_alone(tiny, tmp_path):
@@ -290,7 +351,9 @@ def test_wrong_md5_is_refused_and_source_left_alone(tiny, tmp_path):
         load_raw(corrupt, tmp_path / "home", tiny)
     assert_one_actionable_line(caught.value, FILES[1], "md5", "replace it")
     assert fingerprint(corrupt) == before
-    assert not (tmp_path / "home" / "TinyMNIST" / "raw" / FILES[1]).exists()  # never staged
+    assert not (
+        tmp_path / "home" / "TinyMNIST" / "raw" / FILES[1]
+    ).exists()  # never staged
 
 
 def test_corrupt_staged_file_is_replaced_from_the_source(tiny, source, tmp_path):
@@ -311,8 +374,8 @@ def test_directory_in_place_of_a_file(tiny, source, tmp_path):
 
 
 def make_unreadable(path: Path) -> None:
-    """chmod 000 where that blocks reading; as root (where it does not), a link to a file that
-    exists but fails every read (/proc/self/mem at offset 0 gives EIO)."""
+    """chmod 000 where that blocks reading; as root (where it does not), a link to a
+    file that exists but fails every read (/proc/self/mem at offset 0 gives EIO)."""
     path.chmod(0)
     try:
         path.read_bytes()
@@ -341,7 +404,11 @@ def test_no_source_and_no_network(tiny, tmp_path, monkeypatch):
     with pytest.raises(DataError) as caught:
         load_raw(None, tmp_path / "home", offline)
     message = str(caught.value)
-    assert "GOLDEN_MNIST_SOURCE" in message and "internet" in message and "OfflineMNIST" in message
+    assert (
+        "GOLDEN_MNIST_SOURCE" in message
+        and "internet" in message
+        and "OfflineMNIST" in message
+    )
 
 
 def test_no_network_error_is_one_line(tiny, tmp_path, monkeypatch):

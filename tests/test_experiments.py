@@ -1,7 +1,9 @@
-"""Checks of golden.experiments (protocols, the catalogue, promotion, summaries) and golden.stats.
+"""Checks of golden.experiments (protocols, the catalogue, promotion, summaries) and
+golden.stats.
 
 The store and the sweeps are checked in test_store.py and test_runner.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,14 +16,19 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 import golden.experiments as ex
-from golden.experiments import Experiment, ExperimentError, Protocol
-from golden.store import Store, run_id
+from golden.experiments import ExperimentError, Protocol
 from golden.stats import mean_ci, paired_t
+from golden.store import Store, run_id
 
-T_975 = {1: 12.706204736174707, 2: 4.302652729749464}  # Student-t 97.5% quantiles, 1 and 2 d.o.f.
+# Student-t 97.5% quantiles, 1 and 2 d.o.f.
+T_975 = {
+    1: 12.706204736174707,
+    2: 4.302652729749464,
+}
 
 
-# --------------------------------------------------------------------------- the protocol
+# --------------------------------------------------------------------------- the
+# protocol
 
 
 def changed(value):
@@ -43,31 +50,43 @@ def changed(value):
 def test_every_protocol_field_enters_the_digest(name):
     proto = ex.PROTOCOLS[name]
     for field in dataclasses.fields(Protocol):
-        other = dataclasses.replace(proto, **{field.name: changed(getattr(proto, field.name))})
+        other = dataclasses.replace(
+            proto, **{field.name: changed(getattr(proto, field.name))}
+        )
         assert other.digest() != proto.digest(), field.name
     assert dataclasses.replace(proto).digest() == proto.digest()
     assert len({p.digest() for p in ex.PROTOCOLS.values()}) == len(ex.PROTOCOLS)
 
 
 def test_fields_added_later_keep_the_stored_folders():
-    """The stored results live under these digests: cross-validation and the data fraction,
-    added later, enter a digest only when they differ from their defaults."""
+    """The stored results live under these digests: cross-validation and the data
+    fraction, added later, enter a digest only when they differ from their defaults."""
     assert ex.PROTOCOLS["book"].digest() == "b17398cc"
-    assert ex.PROTOCOLS["paper"].digest() != dataclasses.replace(
-        ex.PROTOCOLS["paper"], cross_validation=False).digest()
+    assert (
+        ex.PROTOCOLS["paper"].digest()
+        != dataclasses.replace(ex.PROTOCOLS["paper"], cross_validation=False).digest()
+    )
 
 
 protocols = st.builds(
-    Protocol, name=st.sampled_from(["book", "paper", "quick", "x"]), epochs=st.integers(1, 3),
-    long_epochs=st.integers(1, 3), seeds=st.lists(st.integers(0, 2), max_size=3).map(tuple),
-    quick_data=st.booleans(), batch_size=st.sampled_from([32, 64]), model=st.sampled_from(["cnn", "mlp"]))
+    Protocol,
+    name=st.sampled_from(["book", "paper", "quick", "x"]),
+    epochs=st.integers(1, 3),
+    long_epochs=st.integers(1, 3),
+    seeds=st.lists(st.integers(0, 2), max_size=3).map(tuple),
+    quick_data=st.booleans(),
+    batch_size=st.sampled_from([32, 64]),
+    model=st.sampled_from(["cnn", "mlp"]),
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(protocols, protocols)
 def test_digest_is_equal_exactly_for_equal_protocols(p, q):
     assert (p.digest() == q.digest()) == (p == q)
-    assert Store("r").folder("grid", p) == Store("r").folder("grid", Protocol(**dataclasses.asdict(p)))
+    assert Store("r").folder("grid", p) == Store("r").folder(
+        "grid", Protocol(**dataclasses.asdict(p))
+    )
 
 
 def test_unknown_names_are_refused():
@@ -77,7 +96,8 @@ def test_unknown_names_are_refused():
         ex.experiment("nope")
 
 
-# --------------------------------------------------------------------------------- the grid
+# --------------------------------------------------------------------------------- the
+# grid
 
 
 def test_default_grid_has_sixty_pairs_with_golden_and_common():
@@ -88,10 +108,21 @@ def test_default_grid_has_sixty_pairs_with_golden_and_common():
     assert len(ex.EXPERIMENTS["grid"].configs(ex.PROTOCOLS["book"])) == 180
 
 
-@pytest.mark.parametrize("lrs, momenta", [
-    ([], [0.9]), ([0.1], []), ([0.0], [0.9]), ([-0.1], [0.9]), ([math.nan], [0.9]),
-    ([0.1], [1.0]), ([0.1], [1.5]), ([0.1], [-0.1]), ([0.1], [math.nan]), ([0.1, 0.2], [0.5, 1.0]),
-])
+@pytest.mark.parametrize(
+    "lrs, momenta",
+    [
+        ([], [0.9]),
+        ([0.1], []),
+        ([0.0], [0.9]),
+        ([-0.1], [0.9]),
+        ([math.nan], [0.9]),
+        ([0.1], [1.0]),
+        ([0.1], [1.5]),
+        ([0.1], [-0.1]),
+        ([0.1], [math.nan]),
+        ([0.1, 0.2], [0.5, 1.0]),
+    ],
+)
 def test_bad_grids_are_refused(lrs, momenta):
     with pytest.raises(ExperimentError):
         ex.grid_pairs(lrs, momenta)
@@ -103,17 +134,30 @@ def test_bad_grids_are_refused(lrs, momenta):
 def run(lr, momentum, seed, test, val, loss, diverged=False) -> dict:
     """A run as the store holds it; two epochs, of which only the last counts."""
     if diverged:
-        return {"config": {"lr": lr, "momentum": momentum, "seed": seed}, "diverged": True,
-                "train_loss": [math.inf], "val_acc": [], "test_acc": []}
-    return {"config": {"lr": lr, "momentum": momentum, "seed": seed}, "diverged": False,
-            "train_loss": [9.0, loss], "val_acc": [0.1, val], "test_acc": [0.1, test]}
+        return {
+            "config": {"lr": lr, "momentum": momentum, "seed": seed},
+            "diverged": True,
+            "train_loss": [math.inf],
+            "val_acc": [],
+            "test_acc": [],
+        }
+    return {
+        "config": {"lr": lr, "momentum": momentum, "seed": seed},
+        "diverged": False,
+        "train_loss": [9.0, loss],
+        "val_acc": [0.1, val],
+        "test_acc": [0.1, test],
+    }
 
 
 def test_summarise_against_a_hand_computation():
     runs = [
-        run(0.1, 0.5, 2, 0.90, 0.80, 0.3), run(0.1, 0.5, 1, 0.0, 0.0, 0.0, diverged=True),
+        run(0.1, 0.5, 2, 0.90, 0.80, 0.3),
+        run(0.1, 0.5, 1, 0.0, 0.0, 0.0, diverged=True),
         run(0.1, 0.5, 0, 0.80, 0.70, 0.5),
-        run(0.01, 0.9, 1, 0.92, 0.91, 0.2), run(0.01, 0.9, 0, 0.90, 0.89, 0.1), run(0.01, 0.9, 2, 0.94, 0.93, 0.3),
+        run(0.01, 0.9, 1, 0.92, 0.91, 0.2),
+        run(0.01, 0.9, 0, 0.90, 0.89, 0.1),
+        run(0.01, 0.9, 2, 0.94, 0.93, 0.3),
         run(0.2, 0.925, 0, 0, 0, 0, diverged=True),
     ]
     a, b, c = ex.summarise(runs)  # rows sorted by (lr, momentum)
@@ -123,49 +167,89 @@ def test_summarise_against_a_hand_computation():
 
     assert a["test_acc"] == [0.90, 0.92, 0.94]  # by seed
     assert a["test_acc_mean"] == pytest.approx(0.92)
-    assert a["test_acc_ci"] == pytest.approx(T_975[2] * 0.02 / math.sqrt(3))  # sd of 0.90, 0.92, 0.94 is 0.02
+    # sd of 0.90, 0.92, 0.94 is 0.02
+    assert a["test_acc_ci"] == pytest.approx(T_975[2] * 0.02 / math.sqrt(3))
     assert a["train_loss_mean"] == pytest.approx(0.2)
 
-    assert b["test_acc"] == [0.80, 0.90]  # the diverged seed is left out, not counted as zero
+    # the diverged seed is left out, not counted as zero
+    assert b["test_acc"] == [
+        0.80,
+        0.90,
+    ]
     assert b["test_acc_mean"] == pytest.approx(0.85)
-    assert b["test_acc_ci"] == pytest.approx(T_975[1] * 0.05)  # sd 0.05*sqrt(2) over sqrt(2)
+    # sd 0.05*sqrt(2) over sqrt(2)
+    assert b["test_acc_ci"] == pytest.approx(T_975[1] * 0.05)
     assert b["val_acc_mean"] == pytest.approx(0.75)
 
-    assert c["test_acc"] == [] and math.isnan(c["test_acc_mean"]) and math.isnan(c["val_acc_ci"])
+    assert (
+        c["test_acc"] == []
+        and math.isnan(c["test_acc_mean"])
+        and math.isnan(c["val_acc_ci"])
+    )
 
 
 def test_promotion_ranks_pairs_with_all_seeds_diverged_last():
-    runs = [run(0.001, 0.6, 0, 0.5, 0.5, 0.1), run(0.01, 0.0, 0, 0, 0, 0, diverged=True),
-            run(0.1, 0.5, 0, 0.9, 0.9, 0.1), run(0.2, 0.9, 0, 0.7, 0.7, 0.1)]
-    assert ex.promoted_pairs(runs, best=1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5)]
-    assert ex.promoted_pairs(runs, best=3) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, (0.1, 0.5), (0.2, 0.9),
-                                               (0.001, 0.6)]
+    runs = [
+        run(0.001, 0.6, 0, 0.5, 0.5, 0.1),
+        run(0.01, 0.0, 0, 0, 0, 0, diverged=True),
+        run(0.1, 0.5, 0, 0.9, 0.9, 0.1),
+        run(0.2, 0.9, 0, 0.7, 0.7, 0.1),
+    ]
+    assert ex.promoted_pairs(runs, best=1) == [
+        ex.GOLDEN_PAIR,
+        ex.COMMON_PAIR,
+        (0.1, 0.5),
+    ]
+    assert ex.promoted_pairs(runs, best=3) == [
+        ex.GOLDEN_PAIR,
+        ex.COMMON_PAIR,
+        (0.1, 0.5),
+        (0.2, 0.9),
+        (0.001, 0.6),
+    ]
 
 
 def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeypatch):
-    """Rung 1 takes the golden, the common and the 6 best grid pairs; rung 2 the golden, the
-    common and the 4 best of rung 1; both run folds 0, 1, 2 at 10 and 30 epochs (book)."""
+    """Rung 1 takes the golden, the common and the 6 best grid pairs; rung 2 the golden,
+    the common and the 4 best of rung 1; both run folds 0, 1, 2 at 10 and 30 epochs
+    (book)."""
     book = ex.PROTOCOLS["book"]
-    grid = [run(lr, m, seed, val / 100, val / 100, 0.1) for val, (lr, m) in enumerate(ex.grid_pairs())
-            for seed in book.seeds]
+    grid = [
+        run(lr, m, seed, val / 100, val / 100, 0.1)
+        for val, (lr, m) in enumerate(ex.grid_pairs())
+        for seed in book.seeds
+    ]
     stored = {"grid": grid}
     monkeypatch.setattr(ex, "load_records", lambda name, proto: stored.get(name, []))
     rung1 = ex.EXPERIMENTS["contenders10"].configs(book)
     pairs1 = ex.contender_pairs(book, 0)
     assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 8
-    assert pairs1[2:] == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:6]
-    assert {(c.epochs, c.fold, c.seed) for c in rung1} == {(10, k, k) for k in (0, 1, 2)}
+    assert (
+        pairs1[2:]
+        == [pair for pair in ex.grid_pairs()[::-1] if pair not in pairs1[:2]][:6]
+    )
+    assert {(c.epochs, c.fold, c.seed) for c in rung1} == {
+        (10, k, k) for k in (0, 1, 2)
+    }
     assert len(rung1) == 24 and run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
     with pytest.raises(ExperimentError, match="finished contenders10"):
         ex.EXPERIMENTS["contenders30"].configs(book)
     score = lambda lr, m: lr + m / 100  # noqa: E731 - distinct for every pair
-    rung1_runs = [run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1]
-    stored["contenders10"] = [{**r, "config": {**r["config"], "fold": r["config"]["seed"]}} for r in rung1_runs]
-    stored["contenders10"].append(run(0.2, 0.925, 0, 1.0, 1.0, 0.1))  # not a rung-1 run: left out
+    rung1_runs = [
+        run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1
+    ]
+    stored["contenders10"] = [
+        {**r, "config": {**r["config"], "fold": r["config"]["seed"]}}
+        for r in rung1_runs
+    ]
+    # not a rung-1 run: left out
+    stored["contenders10"].append(run(0.2, 0.925, 0, 1.0, 1.0, 0.1))
     rung2 = ex.EXPERIMENTS["contenders30"].configs(book)
     ranked = sorted(pairs1[2:], key=lambda pair: -score(*pair))
     assert ex.contender_pairs(book, 1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, *ranked[:4]]
-    assert len(rung2) == 18 and {(c.epochs, c.fold) for c in rung2} == {(30, k) for k in (0, 1, 2)}
+    assert len(rung2) == 18 and {(c.epochs, c.fold) for c in rung2} == {
+        (30, k) for k in (0, 1, 2)
+    }
 
 
 def test_long_run_needs_the_finished_grid(monkeypatch):
@@ -174,7 +258,8 @@ def test_long_run_needs_the_finished_grid(monkeypatch):
         ex.long_run_pairs(ex.PROTOCOLS["book"])
 
 
-# ------------------------------------------------------------------------------ statistics
+# ------------------------------------------------------------------------------
+# statistics
 
 
 samples = st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=8)
@@ -189,7 +274,9 @@ def test_mean_ci_matches_scipy(values):
     expected = scipy_stats.t.ppf(0.975, len(values) - 1) * sem
     assert half == pytest.approx(expected, rel=1e-9, abs=1e-12)
     if sem > 1e-9:
-        low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sem)
+        low, high = scipy_stats.t.interval(
+            0.95, len(values) - 1, loc=np.mean(values), scale=sem
+        )
         assert half == pytest.approx((high - low) / 2, rel=1e-9)
 
 
@@ -197,28 +284,43 @@ def test_mean_ci_small_cases():
     assert all(math.isnan(x) for x in mean_ci([]))
     mean, half = mean_ci([0.7])
     assert mean == 0.7 and math.isnan(half)
-    assert mean_ci([1.0, 3.0], confidence=0.9) == pytest.approx((2.0, scipy_stats.t.ppf(0.95, 1) * 1.0))
+    assert mean_ci([1.0, 3.0], confidence=0.9) == pytest.approx(
+        (2.0, scipy_stats.t.ppf(0.95, 1) * 1.0)
+    )
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(2, 8).flatmap(lambda n: st.tuples(
-    st.lists(st.floats(0, 1), min_size=n, max_size=n), st.lists(st.floats(0, 1), min_size=n, max_size=n))))
+@given(
+    st.integers(2, 8).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.floats(0, 1), min_size=n, max_size=n),
+            st.lists(st.floats(0, 1), min_size=n, max_size=n),
+        )
+    )
+)
 def test_paired_t_matches_scipy(pair):
     a, b = pair
     result = paired_t(a, b)
     diffs = np.subtract(a, b)
     assert result["n"] == len(a)
     assert result["mean_diff"] == pytest.approx(diffs.mean(), abs=1e-12)
-    assert result["ci"] == pytest.approx(scipy_stats.t.ppf(0.975, len(a) - 1) * scipy_stats.sem(diffs),
-                                         rel=1e-9, abs=1e-12)
+    assert result["ci"] == pytest.approx(
+        scipy_stats.t.ppf(0.975, len(a) - 1) * scipy_stats.sem(diffs),
+        rel=1e-9,
+        abs=1e-12,
+    )
     if np.ptp(diffs) > 0:
-        assert result["p_value"] == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue, rel=1e-9, abs=1e-15)
+        assert result["p_value"] == pytest.approx(
+            scipy_stats.ttest_rel(a, b).pvalue, rel=1e-9, abs=1e-15
+        )
     assert 0 <= result["p_value"] <= 1
 
 
 def test_paired_t_edge_cases():
-    assert paired_t([0.5, 0.6], [0.5, 0.6])["p_value"] == 1.0  # identical: no evidence at all
-    assert paired_t([1.5, 2.5, 4.5], [1.0, 2.0, 4.0])["p_value"] == 0.0  # the same exact gain every time
+    # identical: no evidence at all
+    assert paired_t([0.5, 0.6], [0.5, 0.6])["p_value"] == 1.0
+    # the same exact gain every time
+    assert paired_t([1.5, 2.5, 4.5], [1.0, 2.0, 4.0])["p_value"] == 0.0
     with pytest.raises(ValueError):
         paired_t([0.1], [0.2])
     with pytest.raises(ValueError):

@@ -6,6 +6,7 @@ fetches a chapter through the REST contents API, saves it back through that API,
 its code cells in a kernel of that server over the kernel websocket, and shuts the
 server down through the REST API. Deselect with ``pytest -m "not lab"``.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,17 +48,30 @@ class Lab:
             self.port = sock.getsockname()[1]
         self.token = secrets.token_hex(16)
         self.log = tmp / "lab.log"
-        env = dict(os.environ, JUPYTER_PORT=str(self.port), JUPYTER_PORT_RETRIES="0",
-                   JUPYTER_TOKEN=self.token)
+        env = dict(
+            os.environ,
+            JUPYTER_PORT=str(self.port),
+            JUPYTER_PORT_RETRIES="0",
+            JUPYTER_TOKEN=self.token,
+        )
         # The user's own Jupyter settings and kernels must not change what is tested.
-        for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")]:
+        for var, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_DATA_DIR", "data"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+        ]:
             env[var] = str(tmp / sub)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 ["make", "--no-print-directory", "lab", "LAB_ARGS=--no-browser"],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def url(self, path: str, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -65,9 +79,14 @@ class Lab:
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.url(path), data=data, method=method,
-            headers={"Authorization": f"token {self.token}",
-                     "Content-Type": "application/json"})
+            self.url(path),
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {self.token}",
+                "Content-Type": "application/json",
+            },
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             text = resp.read()
         return json.loads(text) if text else {}
@@ -137,7 +156,8 @@ def test_a_chapter_comes_back_as_the_notebook_of_its_cells(lab: Lab) -> None:
     served = model["content"]
     expected = jupytext.read(REPO_ROOT / CHAPTER)
     assert [(c["cell_type"], c["source"]) for c in served["cells"]] == [
-        (c.cell_type, c.source) for c in expected.cells]
+        (c.cell_type, c.source) for c in expected.cells
+    ]
     assert sum(c["cell_type"] == "code" for c in served["cells"]) >= 3
     assert served["metadata"]["kernelspec"]["name"] == "python3"
     text = served["metadata"]["jupytext"]["text_representation"]
@@ -150,29 +170,55 @@ def test_saving_a_notebook_writes_myst_text_and_no_ipynb(lab: Lab) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         target = (folder / "saved.md").relative_to(REPO_ROOT).as_posix()
-        lab.request("PUT", f"/api/contents/{target}", {
-            "type": "notebook", "format": "json",
-            "content": lab.request("GET", NOTEBOOK)["content"]})
+        lab.request(
+            "PUT",
+            f"/api/contents/{target}",
+            {
+                "type": "notebook",
+                "format": "json",
+                "content": lab.request("GET", NOTEBOOK)["content"],
+            },
+        )
         assert sorted(p.name for p in folder.iterdir()) == ["saved.md"]
         saved = (folder / "saved.md").read_text()
         assert "format_name: myst" in saved and "```{code-cell} ipython3" in saved
         assert [c.source for c in jupytext.reads(saved, fmt="md:myst").cells] == [
-            c.source for c in jupytext.read(REPO_ROOT / CHAPTER).cells]
+            c.source for c in jupytext.read(REPO_ROOT / CHAPTER).cells
+        ]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def execute(ws: websocket.WebSocket, session: str, code: str,
-            expressions: dict | None = None) -> tuple[dict, list[dict]]:
+def execute(
+    ws: websocket.WebSocket, session: str, code: str, expressions: dict | None = None
+) -> tuple[dict, list[dict]]:
     """Send one execute_request; return its reply and the iopub messages it caused."""
     msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session,
-                   "username": "test", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": True,
-                    "user_expressions": expressions or {}, "allow_stdin": False,
-                    "stop_on_error": True}}))
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "session": session,
+                    "username": "test",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "buffers": [],
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": True,
+                    "user_expressions": expressions or {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     iopub, reply, idle = [], None, False
     while reply is None or not idle:
         msg = json.loads(ws.recv())
@@ -182,19 +228,30 @@ def execute(ws: websocket.WebSocket, session: str, code: str,
             reply = msg["content"]
         elif msg["channel"] == "iopub":
             iopub.append(msg)
-            idle = idle or (msg["msg_type"] == "status"
-                            and msg["content"]["execution_state"] == "idle")
+            idle = idle or (
+                msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            )
     return reply, iopub
 
 
 def test_the_chapter_runs_in_a_kernel_of_the_server(lab: Lab) -> None:
-    session = lab.request("POST", "/api/sessions", {
-        "path": CHAPTER, "name": Path(CHAPTER).name, "type": "notebook",
-        "kernel": {"name": "python3"}})
+    session = lab.request(
+        "POST",
+        "/api/sessions",
+        {
+            "path": CHAPTER,
+            "name": Path(CHAPTER).name,
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        },
+    )
     kernel, client = session["kernel"]["id"], uuid.uuid4().hex
     ws = websocket.create_connection(
         lab.url(f"/api/kernels/{kernel}/channels?session_id={client}", "ws"),
-        header=[f"Authorization: token {lab.token}"], timeout=CELL_TIMEOUT_S)
+        header=[f"Authorization: token {lab.token}"],
+        timeout=CELL_TIMEOUT_S,
+    )
     try:
         cells = lab.request("GET", NOTEBOOK)["content"]["cells"]
         code = [c["source"] for c in cells if c["cell_type"] == "code"]
@@ -204,12 +261,17 @@ def test_the_chapter_runs_in_a_kernel_of_the_server(lab: Lab) -> None:
             errors = [m["content"] for m in iopub if m["msg_type"] == "error"]
             traceback = "\n".join((errors or [reply])[0].get("traceback", []))
             assert reply["status"] == "ok" and not errors, (
-                f"code cell {number} of {CHAPTER} failed:\n{ANSI.sub('', traceback)}")
+                f"code cell {number} of {CHAPTER} failed:\n{ANSI.sub('', traceback)}"
+            )
             kinds = [m["msg_type"] for m in iopub]
             shown += sum(k in {"execute_result", "display_data"} for k in kinds)
         assert shown >= len(code) // 2, "the chapter's cells showed (almost) nothing"
-        reply, _ = execute(ws, client, "import os", {
-            "cwd": "os.getcwd()", "quick": "os.environ.get('GOLDEN_QUICK')"})
+        reply, _ = execute(
+            ws,
+            client,
+            "import os",
+            {"cwd": "os.getcwd()", "quick": "os.environ.get('GOLDEN_QUICK')"},
+        )
         values = reply["user_expressions"]
         found = {k: v["data"]["text/plain"] for k, v in values.items()}
         # The chapters run from chapters/, in the mode the server was started in.

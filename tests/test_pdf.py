@@ -7,12 +7,12 @@ typeset every formula. A PDF text extractor (pypdf) then reads every chapter tit
 a sample of equation numbers back out of it; the numbers must be those of the web
 pages.
 """
+
 from __future__ import annotations
 
 import re
 import sys
 import unicodedata
-from pathlib import Path
 
 import pypdf
 import pytest
@@ -91,5 +91,6 @@ def test_pdf_equation_numbers_are_those_of_the_web_pages(pdf):
     sample = labels[:: max(1, len(labels) // EQUATION_SAMPLE)]
     missing = {label: web[label] for label in sample if web[label] not in pdf["text"]}
     assert not missing, f"web page equation numbers not found in the PDF: {missing}"
-    assert all(re.fullmatch(r"\(\d+\.\d+\)", web[label]) for label in sample), \
+    assert all(re.fullmatch(r"\(\d+\.\d+\)", web[label]) for label in sample), (
         "equation numbers must carry their chapter, as (2.5)"
+    )

@@ -140,9 +140,8 @@ def test_sweep_stores_one_intact_record_per_run(store, monkeypatch):
     record = store.read(folder / f"{ALL_IDS[0]}.json")
     assert record["experiment"] == "tiny" and record["protocol"]["name"] == "tiny"
     assert set(record["provenance"]) >= {"python", "torch", "git_commit"}
-    assert not [
-        p for p in folder.iterdir() if p.suffix != ".json"
-    ]  # no temporary files left
+    # no temporary files left
+    assert not [p for p in folder.iterdir() if p.suffix != ".json"]
 
 
 def test_a_finished_sweep_does_nothing_the_second_time(store, monkeypatch):
@@ -191,9 +190,8 @@ def test_corrupt_records_are_named_and_rerun(store, monkeypatch):
     )
     truncated.write_text(truncated.read_text()[: len(truncated.read_text()) // 2])
     alter_a_number(altered)
-    interrupted.rename(
-        folder / f".{interrupted.stem}.123.abcd.tmp"
-    )  # killed before the rename
+    # killed before the rename
+    interrupted.rename(folder / f".{interrupted.stem}.123.abcd.tmp")
     configs = ex.experiment("tiny").configs(TINY)
     assert store.read(truncated) is None and store.read(altered) is None
     assert ids(store.pending(configs, folder)) == sorted(

@@ -1,8 +1,10 @@
-"""Checks of golden.train: same numbers as a plain PyTorch loop, Eq. (32), validation, divergence.
+"""Checks of golden.train: same numbers as a plain PyTorch loop, Eq. (32), validation,
+divergence.
 
-Everything runs on small synthetic tensors shaped like MNIST (images in [-1, 1]), so the file
-needs neither the data files nor more than a few seconds of CPU.
+Everything runs on small synthetic tensors shaped like MNIST (images in [-1, 1]), so the
+file needs neither the data files nor more than a few seconds of CPU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,16 +26,22 @@ GOLDEN = {"lr": theory.ETA, "momentum": theory.ALPHA}
 
 
 def synthetic_split(n: int, seed: int) -> Split:
-    """n noisy images in [-1, 1] of shape (n, 1, 28, 28); label k lights up rows 2k and 2k + 1."""
+    """n noisy images in [-1, 1] of shape (n, 1, 28, 28); label k lights up rows 2k and
+    2k + 1."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(10, (n,), generator=generator)
     images = torch.rand(n, 1, 28, 28, generator=generator) - 1
-    lit = torch.arange(28) // 2 == labels[:, None]  # (n, 28): the rows that belong to the label
+    # (n, 28): the rows that belong to the label
+    lit = torch.arange(28) // 2 == labels[:, None]
     return Split(torch.where(lit[:, None, :, None], 1.0, images), labels)
 
 
 def synthetic(n_train: int, n_eval: int = 64) -> MnistSplits:
-    return MnistSplits(synthetic_split(n_train, 1), synthetic_split(n_eval, 2), synthetic_split(n_eval, 3))
+    return MnistSplits(
+        synthetic_split(n_train, 1),
+        synthetic_split(n_eval, 2),
+        synthetic_split(n_eval, 3),
+    )
 
 
 @pytest.fixture
@@ -44,12 +52,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# ----------------------------------------------------------- the same numbers as a plain loop
+# ----------------------------------------------------------- the same numbers as a
+# plain loop
 
 
 def test_trainer_matches_plain_pytorch_loop(monkeypatch, one_thread):
-    """Same seed, same batch order: golden's channels_last trainer and a plain NCHW loop give the
-    same loss at every one of 50 steps (the dropout masks come from the same global RNG)."""
+    """Same seed, same batch order: golden's channels_last trainer and a plain NCHW loop
+    give the same loss at every one of 50 steps (the dropout masks come from the same
+    global RNG)."""
     seed, steps, batch = 3, 50, 64
     data = synthetic(steps * batch)
     config = TrainConfig(**GOLDEN, seed=seed, batch_size=batch)
@@ -67,12 +77,16 @@ def test_trainer_matches_plain_pytorch_loop(monkeypatch, one_thread):
 
     torch.manual_seed(seed)
     model = PaperCNN()
-    optimizer = torch.optim.SGD(model.parameters(), lr=theory.ETA, momentum=theory.ALPHA)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=theory.ETA, momentum=theory.ALPHA
+    )
     plain_losses = []
     (order,) = epoch_orders(len(data.train), 1, seed)
     model.train()
     for indices in order.split(batch):
-        loss = F.cross_entropy(model(data.train.images[indices]), data.train.labels[indices])
+        loss = F.cross_entropy(
+            model(data.train.images[indices]), data.train.labels[indices]
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -81,22 +95,28 @@ def test_trainer_matches_plain_pytorch_loop(monkeypatch, one_thread):
     assert len(golden_losses) == len(plain_losses) == steps
     assert golden_losses == pytest.approx(plain_losses, abs=1e-5, rel=0)
     assert history.train_loss[0] == pytest.approx(sum(plain_losses) / steps, abs=1e-5)
-    assert plain_losses[-1] < plain_losses[0]  # it learned something, so the match is not trivial
+    # it learned something, so the match is not trivial
+    assert plain_losses[-1] < plain_losses[0]
 
 
 def test_epoch_order_is_a_permutation_fixed_by_the_seed():
     first, second = epoch_orders(100, 2, seed=5)
     assert sorted(first.tolist()) == list(range(100))
     assert not torch.equal(first, second)
-    assert all(torch.equal(a, b) for a, b in zip(epoch_orders(100, 2, seed=5), (first, second)))
+    assert all(
+        torch.equal(a, b) for a, b in zip(epoch_orders(100, 2, seed=5), (first, second))
+    )
 
 
 # ------------------------------------------------------------------------- Eq. (32)
 
 
-@pytest.mark.parametrize("lr, momentum", [(theory.ETA, theory.ALPHA), (0.1, 0.5), (0.3, 0.0)])
+@pytest.mark.parametrize(
+    "lr, momentum", [(theory.ETA, theory.ALPHA), (0.1, 0.5), (0.3, 0.0)]
+)
 def test_torch_sgd_is_eq_32(lr, momentum):
-    """torch.optim.SGD makes dw(t) = -eta g(t) + alpha dw(t-1) on a quadratic, step after step."""
+    """torch.optim.SGD makes dw(t) = -eta g(t) + alpha dw(t-1) on a quadratic, step
+    after step."""
     generator = torch.Generator().manual_seed(0)
     root = torch.randn(4, 4, generator=generator, dtype=torch.float64)
     hessian = root @ root.T + torch.eye(4, dtype=torch.float64)
@@ -123,9 +143,14 @@ def test_torch_sgd_is_eq_32(lr, momentum):
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_one_training_step_lowers_the_loss(model):
-    """Two epochs over one fixed batch: the loss of the second pass (after one SGD step) is lower."""
+    """Two epochs over one fixed batch: the loss of the second pass (after one SGD step)
+    is lower."""
     data = synthetic(32, n_eval=8)
-    history = train(TrainConfig(lr=0.05, momentum=0.0, epochs=2, model=model, batch_size=32), data, progress=False)
+    history = train(
+        TrainConfig(lr=0.05, momentum=0.0, epochs=2, model=model, batch_size=32),
+        data,
+        progress=False,
+    )
     first, second = history.train_loss
     assert second < first
 
@@ -184,12 +209,17 @@ def test_non_finite_loss_marks_the_run_diverged():
     data.train.images[5, 0, 3, 3] = math.nan
     history = train(TrainConfig(**GOLDEN, epochs=3), data, progress=False)
     assert history.diverged
-    assert history.train_loss == [math.inf]  # stopped at the first bad epoch, before evaluating
+    # stopped at the first bad epoch, before evaluating
+    assert history.train_loss == [math.inf]
     assert history.val_acc == [] and history.test_acc == []
 
 
 def test_finite_run_is_not_diverged():
-    history = train(TrainConfig(**GOLDEN, model="mlp", epochs=2), synthetic(128, n_eval=8), progress=False)
+    history = train(
+        TrainConfig(**GOLDEN, model="mlp", epochs=2),
+        synthetic(128, n_eval=8),
+        progress=False,
+    )
     assert not history.diverged
     assert len(history.train_loss) == len(history.val_acc) == len(history.test_acc) == 2
     assert all(math.isfinite(value) for value in history.train_loss)
@@ -200,35 +230,54 @@ def test_finite_run_is_not_diverged():
 
 def test_same_seed_same_history(one_thread):
     data = synthetic(256, n_eval=64)
-    runs = [train(TrainConfig(**GOLDEN, epochs=2, seed=seed), data, progress=False) for seed in (7, 7, 8)]
-    same, again, other = ({k: v for k, v in r.as_dict().items() if k != "wall_time_s"} for r in runs)
+    runs = [
+        train(TrainConfig(**GOLDEN, epochs=2, seed=seed), data, progress=False)
+        for seed in (7, 7, 8)
+    ]
+    same, again, other = (
+        {k: v for k, v in r.as_dict().items() if k != "wall_time_s"} for r in runs
+    )
     assert same == again
     assert same["train_loss"] != other["train_loss"]
 
 
 @pytest.mark.parametrize("schedule", ["constant", "mi_decay"])
 def test_a_continued_run_is_the_run_from_the_start(tmp_path, one_thread, schedule):
-    """Successive halving continues a promoted run from its shorter run's saved state: 1 epoch,
-    then on to 3, gives bit for bit the numbers of 3 epochs from the start (dropout masks,
-    momentum buffers and the learning rate carry over)."""
+    """Successive halving continues a promoted run from its shorter run's saved state: 1
+    epoch, then on to 3, gives bit for bit the numbers of 3 epochs from the start
+    (dropout masks, momentum buffers and the learning rate carry over)."""
     data = synthetic(192, n_eval=64)
     config = TrainConfig(**GOLDEN, epochs=3, seed=5, schedule=schedule)
     whole = train(config, data, progress=False).as_dict()
     state = tmp_path / "state.pt"
-    short = train(dataclasses.replace(config, epochs=1), data, progress=False, checkpoint=state)
+    short = train(
+        dataclasses.replace(config, epochs=1), data, progress=False, checkpoint=state
+    )
     assert state.is_file() and len(short.train_loss) == 1
     continued = train(config, data, progress=False, checkpoint=state).as_dict()
-    for key in ("train_loss", "val_acc", "test_acc", "val_confusion", "lr", "diverged", "config"):
+    for key in (
+        "train_loss",
+        "val_acc",
+        "test_acc",
+        "val_confusion",
+        "lr",
+        "diverged",
+        "config",
+    ):
         assert continued[key] == whole[key], key
 
 
 def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path, one_thread):
     data = synthetic(128, n_eval=32)
     state = tmp_path / "state.pt"
-    train(TrainConfig(**GOLDEN, epochs=1, seed=1), data, progress=False, checkpoint=state)
+    train(
+        TrainConfig(**GOLDEN, epochs=1, seed=1), data, progress=False, checkpoint=state
+    )
     other = TrainConfig(**GOLDEN, epochs=2, seed=2)
-    assert train(other, data, progress=False, checkpoint=state).train_loss == train(
-        other, data, progress=False).train_loss
+    assert (
+        train(other, data, progress=False, checkpoint=state).train_loss
+        == train(other, data, progress=False).train_loss
+    )
     state.write_bytes(b"not a checkpoint")
     assert len(train(other, data, progress=False, checkpoint=state).train_loss) == 2
 
@@ -243,18 +292,21 @@ def test_paper_cnn_size_and_output():
 
 
 def images_with_ties(n: int, seed: int) -> torch.Tensor:
-    """Digit-like images: a blank background (so pooling windows hold equal values, and windows
-    of negative values) around a random patch."""
+    """Digit-like images: a blank background (so pooling windows hold equal values, and
+    windows of negative values) around a random patch."""
     images = torch.full((n, 1, 28, 28), -1.0)
-    images[:, :, 6:22, 6:22] = torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    images[:, :, 6:22, 6:22] = (
+        torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    )
     return images
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fast_cnn_is_the_paper_cnn_bit_for_bit(layout, seed):
-    """Same seed, same initial weights; same images and dropout masks, the same outputs and
-    parameter gradients to the last bit, so results stored before the fast order stay reproducible."""
+    """Same seed, same initial weights; same images and dropout masks, the same outputs
+    and parameter gradients to the last bit, so results stored before the fast order
+    stay reproducible."""
     images, labels = images_with_ties(32, seed), torch.arange(32) % 10
     results = []
     for cls in (PaperCNN, FastPaperCNN):
@@ -262,7 +314,9 @@ def test_fast_cnn_is_the_paper_cnn_bit_for_bit(layout, seed):
         model = cls().to(memory_format=layout)
         output = model(images.contiguous(memory_format=layout))
         F.cross_entropy(output, labels).backward()
-        results.append((output, [p.grad for p in model.parameters()], model.state_dict()))
+        results.append(
+            (output, [p.grad for p in model.parameters()], model.state_dict())
+        )
     (paper_out, paper_grads, paper_state), (fast_out, fast_grads, fast_state) = results
     assert paper_state.keys() == fast_state.keys()
     assert torch.equal(paper_out, fast_out)
@@ -270,10 +324,13 @@ def test_fast_cnn_is_the_paper_cnn_bit_for_bit(layout, seed):
     assert any(bool(g.abs().sum() > 0) for g in fast_grads)
 
 
-@pytest.mark.parametrize("cls, channels_last", [(PaperCNN, False), (FastPaperCNN, True)])
+@pytest.mark.parametrize(
+    "cls, channels_last", [(PaperCNN, False), (FastPaperCNN, True)]
+)
 def test_only_the_fast_cnn_hands_pooling_a_channels_last_gradient(cls, channels_last):
-    """The point of its flatten: the gradient reaching the last pooling layer keeps the layout of
-    that layer's output, so max-pooling's backward does not copy its input to match."""
+    """The point of its flatten: the gradient reaching the last pooling layer keeps the
+    layout of that layer's output, so max-pooling's backward does not copy its input to
+    match."""
     model = cls().to(memory_format=torch.channels_last)
     gradients = []
 
@@ -281,9 +338,13 @@ def test_only_the_fast_cnn_hands_pooling_a_channels_last_gradient(cls, channels_
         output.register_hook(gradients.append)
 
     model.features[5].register_forward_hook(record_gradient)
-    model(images_with_ties(4, 0).contiguous(memory_format=torch.channels_last)).sum().backward()
+    model(
+        images_with_ties(4, 0).contiguous(memory_format=torch.channels_last)
+    ).sum().backward()
     assert len(gradients) == 1
-    assert gradients[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert (
+        gradients[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+    )
 
 
 def test_mlp_size_and_output():

@@ -14,6 +14,7 @@ Usage: ``python tools/book_pdf.py BUILD_DIR OUT.pdf`` where BUILD_DIR holds ``ht
 ``jupyter_execute`` (``_build`` after ``make book``). Next to the PDF it writes
 ``OUT.pdf.json``: what the page held (math, typeset, images) when it was printed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -152,16 +153,24 @@ def build_single_page(folder: Path) -> Path:
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     if not jupyter_book.exists():
         jupyter_book = Path(shutil.which("jupyter-book") or "jupyter-book")
-    cmd = [str(jupyter_book), "build", str(folder), "--builder", "singlehtml",
-           "--path-output", str(folder)]
+    cmd = [
+        str(jupyter_book),
+        "build",
+        str(folder),
+        "--builder",
+        "singlehtml",
+        "--path-output",
+        str(folder),
+    ]
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
     out = folder / "_build" / "singlehtml"
     root = yaml.safe_load((folder / "_toc.yml").read_text())["root"]
     written = out / f"{root}.html"
     if proc.returncode != 0 or not written.is_file():
         log = ANSI.sub("", proc.stdout + proc.stderr)
-        raise PdfError(f"the single-page build failed (exit {proc.returncode}):\n"
-                       f"{log[-4000:]}")
+        raise PdfError(
+            f"the single-page build failed (exit {proc.returncode}):\n{log[-4000:]}"
+        )
     page = out / "book.html"
     shutil.copy2(written, page)
     return page
@@ -182,10 +191,17 @@ class DevTools:
         to_browser, self._write = os.pipe()
         self._read, from_browser = os.pipe()
         args = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", "--remote-debugging-pipe",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
             # offline: only the local server resolves
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             "about:blank",
@@ -195,7 +211,9 @@ class DevTools:
         self.process = subprocess.Popen(
             ["bash", "-c", wiring, chromium, *args],
             pass_fds=(to_browser, from_browser),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         os.close(to_browser)
         os.close(from_browser)
         self._buffer = b""
@@ -266,14 +284,20 @@ def print_page(html_dir: Path, page: str, out: Path, timeout_s: float = 600) -> 
             try:
                 target = browser.call("Target.createTarget", url="about:blank")
                 target = target["targetId"]
-                session = browser.call("Target.attachToTarget", targetId=target,
-                                       flatten=True)["sessionId"]
+                session = browser.call(
+                    "Target.attachToTarget", targetId=target, flatten=True
+                )["sessionId"]
                 browser.call("Page.enable", session)
                 browser.call("Page.navigate", session, url=url)
                 browser.wait_for("Page.loadEventFired", session)
-                ready = browser.call("Runtime.evaluate", session, expression=READY,
-                                     awaitPromise=True, returnByValue=True,
-                                     timeout=timeout_s * 1000)
+                ready = browser.call(
+                    "Runtime.evaluate",
+                    session,
+                    expression=READY,
+                    awaitPromise=True,
+                    returnByValue=True,
+                    timeout=timeout_s * 1000,
+                )
                 report = ready["result"].get("value") or {"error": str(ready)}
                 problems = pdf_problems(report)
                 if problems:
@@ -281,17 +305,34 @@ def print_page(html_dir: Path, page: str, out: Path, timeout_s: float = 600) -> 
                 width, height = A4_INCHES
                 # lay the page out as it will be printed, then fit what is too wide
                 browser.call("Emulation.setEmulatedMedia", session, media="print")
-                browser.call("Emulation.setDeviceMetricsOverride", session,
-                             width=round((width - 2 * MARGIN_INCHES) * 96), height=1000,
-                             deviceScaleFactor=1, mobile=False)
-                fitted = browser.call("Runtime.evaluate", session, expression=FIT,
-                                      awaitPromise=True, returnByValue=True)
+                browser.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    session,
+                    width=round((width - 2 * MARGIN_INCHES) * 96),
+                    height=1000,
+                    deviceScaleFactor=1,
+                    mobile=False,
+                )
+                fitted = browser.call(
+                    "Runtime.evaluate",
+                    session,
+                    expression=FIT,
+                    awaitPromise=True,
+                    returnByValue=True,
+                )
                 report["scaled_to_fit"] = fitted["result"].get("value")
                 printed = browser.call(
-                    "Page.printToPDF", session, printBackground=True, paperWidth=width,
-                    paperHeight=height, marginTop=MARGIN_INCHES,
-                    marginBottom=MARGIN_INCHES, marginLeft=MARGIN_INCHES,
-                    marginRight=MARGIN_INCHES, displayHeaderFooter=False)
+                    "Page.printToPDF",
+                    session,
+                    printBackground=True,
+                    paperWidth=width,
+                    paperHeight=height,
+                    marginTop=MARGIN_INCHES,
+                    marginBottom=MARGIN_INCHES,
+                    marginLeft=MARGIN_INCHES,
+                    marginRight=MARGIN_INCHES,
+                    displayHeaderFooter=False,
+                )
             finally:
                 browser.close()
     finally:
@@ -336,10 +377,12 @@ def main(argv: list[str]) -> int:
     except PdfError as error:
         print(f"book_pdf: {error}", file=sys.stderr)
         return 1
-    print(f"{argv[1]}: {report['math']} formulas typeset by MathJax "
-          f"{report['mathjax']}, "
-          f"{report['images']} images, {len(report['equation_numbers'])} numbered "
-          f"equations, {time.monotonic() - start:.0f} s")
+    print(
+        f"{argv[1]}: {report['math']} formulas typeset by MathJax "
+        f"{report['mathjax']}, "
+        f"{report['images']} images, {len(report['equation_numbers'])} numbered "
+        f"equations, {time.monotonic() - start:.0f} s"
+    )
     return 0
 
 

@@ -1,24 +1,29 @@
-"""Open pages of a built book in headless Chromium, offline, and report what the reader would see.
+"""Open pages of a built book in headless Chromium, offline, and report what the reader
+would see.
 
-The built HTML is served on 127.0.0.1 (an ephemeral port). Chromium loads one extra page,
-``/__golden_check__.html``, which opens each book page in a same-origin iframe, waits for the
-page and for MathJax to finish, and writes a JSON report into its own DOM; ``--dump-dom``
-hands that DOM back. Every host name other than 127.0.0.1 is mapped to "not found", so a page
-that needed a CDN shows up as a failure rather than quietly loading from the internet.
+The built HTML is served on 127.0.0.1 (an ephemeral port). Chromium loads one extra
+page, ``/__golden_check__.html``, which opens each book page in a same-origin iframe,
+waits for the page and for MathJax to finish, and writes a JSON report into its own DOM;
+``--dump-dom`` hands that DOM back. Every host name other than 127.0.0.1 is mapped to
+"not found", so a page that needed a CDN shows up as a failure rather than quietly
+loading from the internet.
 
 Per page the report has:
 
 * ``math``: elements Sphinx marked as math (``.math``), ``untypeset``: those without an
-  ``mjx-container`` inside, ``mjx``: ``mjx-container`` elements, ``merrors``: MathJax errors,
-  ``mathjax``: the MathJax version that ran, or null when the page loads no MathJax;
+  ``mjx-container`` inside, ``mjx``: ``mjx-container`` elements, ``merrors``: MathJax
+  errors, ``mathjax``: the MathJax version that ran, or null when the page loads no
+  MathJax;
 * ``images``: every ``<img>`` with ``ok`` = loaded with ``naturalWidth > 0``;
 * ``external``: resources the page requested from anywhere but the local server.
 
 The report also lists the server's ``missing`` files (404s other than favicon.ico).
 
-Usage: ``python tools/browser_check.py HTML_DIR [PAGE ...]`` (pages relative to HTML_DIR,
-default ``index.html``); prints the JSON report; exit status 1 if any page has a problem.
+Usage: ``python tools/browser_check.py HTML_DIR [PAGE ...]`` (pages relative to
+HTML_DIR, default ``index.html``); prints the JSON report; exit status 1 if any page has
+a problem.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,10 +62,11 @@ async function check(url) {
   const w = f.contentWindow, d = f.contentDocument;
   let mathjax = null;
   if (d.querySelector('script[src*="mathjax"]')) {
-    for (let i = 0; i < 400 && !(w.MathJax && w.MathJax.startup && w.MathJax.startup.promise); i++) {
+    const started = () => w.MathJax && w.MathJax.startup && w.MathJax.startup.promise;
+    for (let i = 0; i < 400 && !started(); i++) {
       await sleep(50);
     }
-    if (!(w.MathJax && w.MathJax.startup && w.MathJax.startup.promise)) {
+    if (!started()) {
       throw new Error("the page loads MathJax but MathJax never started");
     }
     await w.MathJax.startup.promise;
@@ -130,38 +136,70 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def check_pages(html_dir: Path, pages: list[str], chromium: str | None = None,
-                budget_ms: int = 60000, timeout_s: float = 240) -> dict:
-    """Load ``pages`` (paths relative to ``html_dir``) in headless Chromium; return the report.
+def check_pages(
+    html_dir: Path,
+    pages: list[str],
+    chromium: str | None = None,
+    budget_ms: int = 60000,
+    timeout_s: float = 240,
+) -> dict:
+    """Load ``pages`` (paths relative to ``html_dir``) in headless Chromium; return the
+    report.
 
     Raises RuntimeError when Chromium is missing or returns no report.
     """
     chromium = chromium or find_chromium()
     if not chromium:
-        raise RuntimeError("Chromium not found: install it (`make test` does: apt-get install chromium) "
-                           "or set CHROMIUM=/path/to/chromium")
+        raise RuntimeError(
+            "Chromium not found: install it (`make test` does: apt-get install "
+            "chromium) "
+            "or set CHROMIUM=/path/to/chromium"
+        )
     missing: list[str] = []
-    handler = type("Handler", (_Handler,), {
-        "check_page": (CHECK_PAGE % {"pages": json.dumps(["/" + p.lstrip("/") for p in pages]),
-                                     "result_id": RESULT_ID}).encode(),
-        "missing": missing,
-    })
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(html_dir)))
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {
+            "check_page": (
+                CHECK_PAGE
+                % {
+                    "pages": json.dumps(["/" + p.lstrip("/") for p in pages]),
+                    "result_id": RESULT_ID,
+                }
+            ).encode(),
+            "missing": missing,
+        },
+    )
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(html_dir))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}{CHECK_PATH}"
     try:
         with tempfile.TemporaryDirectory(prefix="golden-chromium-") as profile:
             cmd = [
-                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
                 f"--user-data-dir={profile}",
                 # offline: only the local server resolves
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                url,
             ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s
+            )
     finally:
         server.shutdown()
         server.server_close()
@@ -169,13 +207,20 @@ def check_pages(html_dir: Path, pages: list[str], chromium: str | None = None,
     start = dom.find(f'<pre id="{RESULT_ID}">')
     end = dom.find("</pre>", start)
     if start < 0 or end < 0:
-        raise RuntimeError(f"Chromium returned no report (exit {proc.returncode}).\n"
-                           f"stderr tail:\n{proc.stderr[-3000:]}\nstdout head:\n{dom[:2000]}")
-    text = html.unescape(dom[start + len(f'<pre id="{RESULT_ID}">'):end])
+        raise RuntimeError(
+            f"Chromium returned no report (exit {proc.returncode}).\n"
+            f"stderr tail:\n{proc.stderr[-3000:]}\nstdout head:\n{dom[:2000]}"
+        )
+    text = html.unescape(dom[start + len(f'<pre id="{RESULT_ID}">') : end])
     if text == "pending":
-        raise RuntimeError(f"the check did not finish within the virtual-time budget ({budget_ms} ms)")
+        raise RuntimeError(
+            f"the check did not finish within the virtual-time budget ({budget_ms} ms)"
+        )
     by_url = json.loads(text)
-    return {"pages": {p: by_url["/" + p.lstrip("/")] for p in pages}, "missing": sorted(set(missing))}
+    return {
+        "pages": {p: by_url["/" + p.lstrip("/")] for p in pages},
+        "missing": sorted(set(missing)),
+    }
 
 
 def problems(report: dict) -> list[str]:
@@ -186,13 +231,22 @@ def problems(report: dict) -> list[str]:
             found.append(f"{page}: {r['error']}")
             continue
         if r["untypeset"]:
-            found.append(f"{page}: {r['untypeset']} of {r['math']} math elements not typeset by MathJax")
+            found.append(
+                f"{page}: {r['untypeset']} of {r['math']} math elements not typeset by "
+                "MathJax"
+            )
         if r["math"] and not r["mjx"]:
             found.append(f"{page}: has math but no mjx-container")
         if r["merrors"]:
             found.append(f"{page}: {r['merrors']} MathJax errors (mjx-merror)")
-        found += [f"{page}: image did not load: {im['src']}" for im in r["images"] if not im["ok"]]
-        found += [f"{page}: requested an external resource: {name}" for name in r["external"]]
+        found += [
+            f"{page}: image did not load: {im['src']}"
+            for im in r["images"]
+            if not im["ok"]
+        ]
+        found += [
+            f"{page}: requested an external resource: {name}" for name in r["external"]
+        ]
     return found
 
 
