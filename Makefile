@@ -16,11 +16,12 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 # The checkout's own `golden` package, also for the Jupyter kernels (they inherit the environment).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup book test pdf lab reproduce clean
+.PHONY: help setup book test lint pdf lab reproduce clean
 
 help:
 	@echo "make book       execute every chapter (full mode) and build the HTML book into _build/html"
 	@echo "make test       GOLDEN_QUICK=1 pytest tests/ (builds the book in quick mode, checks it in Chromium)"
+	@echo "make lint       ruff check golden tests tools (88 columns; pyproject.toml [tool.ruff])"
 	@echo "make pdf        build the book as make book does, then print it to _build/pdf/book.pdf (offline)"
 	@echo "make lab        JupyterLab on 127.0.0.1, the chapters (.md) open as notebooks"
 	@echo "make reproduce  run the book's experiment protocol (python -m golden sweep all --protocol book)"
@@ -61,6 +62,9 @@ book: $(STAMP) $(MATHJAX)
 
 test: $(STAMP) $(MATHJAX) $(CHROMIUM)
 	export GOLDEN_QUICK=1 CHROMIUM="$(CHROMIUM)"; $(PY) -m pytest tests/
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check golden tests tools
 
 # --- the chapters as notebooks ---------------------------------------------------------------
 # JupyterLab on 127.0.0.1 (port 8888 or the next free one, or $JUPYTER_PORT). Jupytext's
