@@ -1,4 +1,6 @@
-"""Checks of golden.theory and golden.derivations against independent computations."""
+"""Checks of golden.theory, golden.derivations and the one identity registry of
+golden.identities against independent computations."""
+
 from __future__ import annotations
 
 import math
@@ -11,12 +13,15 @@ import sympy as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from golden import derivations, theory
-from golden.derivations import IDENTITIES
+from conftest import labels_without_their_check
+from golden import beyond, dynamics, identities, theory
+from golden.derivations import bayes, loss, momentum
+from golden.identities import IDENTITIES, Identity
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
 GOLDEN_MODULES = Path(theory.__file__).resolve().parent
 DERIVATION_CHAPTERS = ["momentum", "bayes", "golden_values", "loss"]
+DERIVATION_MODULES = tuple(f"golden.derivations.{name}" for name in DERIVATION_CHAPTERS)
 LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.MULTILINE)
 EQ_REFERENCE = re.compile(r"\{eq\}`([\w-]+)`")
 
@@ -57,64 +62,129 @@ def test_four_golden_ratios_are_the_roots_of_both_quadratics():
 
 
 def test_golden_effective_step_is_the_complement_of_alpha():
-    assert float(theory.golden_effective_step()) == pytest.approx(1 - FLOAT_ALPHA, rel=1e-13)
-    assert theory.effective_step(theory.ETA, theory.ALPHA) == pytest.approx(1 - FLOAT_ALPHA, rel=1e-13)
+    assert float(theory.golden_effective_step()) == pytest.approx(
+        1 - FLOAT_ALPHA, rel=1e-13
+    )
+    assert theory.effective_step(theory.ETA, theory.ALPHA) == pytest.approx(
+        1 - FLOAT_ALPHA, rel=1e-13
+    )
 
 
-# ----------------------------------------------------------------- the identity registry
+# ------------------------------------------------------------- the identity registry
 
 
 @pytest.mark.parametrize("name", sorted(IDENTITIES))
-def test_identity_is_symbolically_zero(name):
-    assert IDENTITIES[name].holds(), IDENTITIES[name].residuals()
-
-
-@pytest.mark.parametrize("name", sorted(IDENTITIES))
-def test_identity_agrees_numerically(name):
-    assert IDENTITIES[name].largest_numeric_gap() < 1e-9
+def test_identity_holds_symbolically_and_numerically(name):
+    identity = IDENTITIES[name]
+    assert identity.holds(), identity.residuals()
+    assert identity.largest_numeric_gap() < 1e-9
 
 
 def test_a_false_identity_is_caught():
-    wrong = derivations.Identity("wrong", theory.golden_ratio(), -theory.golden_ratio(), "none")
+    golden = theory.golden_ratio()
+    wrong = Identity("wrong", golden, -golden, "none")
     assert not wrong.holds()
     assert wrong.largest_numeric_gap() > 1
 
 
 def test_numeric_check_catches_what_positive_arguments_would_wrongly_prove():
-    # sqrt(r^2) = r is "proved" once r is declared positive, but r is sampled in (-2, 2).
-    risky = derivations.Identity("risky", sp.sqrt(derivations.r**2), derivations.r, "r > 0", positive_arguments=True)
+    # sqrt(r^2) = r is "proved" once r is declared positive; r is sampled in (-2, 2).
+    risky = Identity(
+        "risky", sp.sqrt(momentum.r**2), momentum.r, "r > 0", positive_arguments=True
+    )
     assert risky.holds()
     assert risky.largest_numeric_gap() > 0.1
 
 
-def test_check_refuses_an_identity_that_does_not_hold(monkeypatch):
-    wrong = derivations.Identity("wrong", derivations.alpha, derivations.eta, "none")
+def test_an_identity_samples_its_own_ranges():
+    # |r| = r holds for r >= 0 only; r is sampled in (-2, 2) unless an identity says
+    anywhere = Identity("anywhere", sp.Abs(momentum.r), momentum.r, "none")
+    positive = Identity(
+        "positive",
+        sp.Abs(momentum.r),
+        momentum.r,
+        "r > 0",
+        ranges={momentum.r: (0.5, 1.5)},
+    )
+    assert anywhere.largest_numeric_gap() > 0.1
+    assert positive.largest_numeric_gap() == 0
+
+
+@pytest.mark.parametrize(
+    "check",
+    [identities.check, dynamics.check, beyond.check],
+    ids=["identities", "dynamics", "beyond"],
+)
+def test_check_refuses_an_identity_that_does_not_hold(monkeypatch, check):
+    wrong = Identity("wrong", momentum.alpha, momentum.eta, "none")
     monkeypatch.setitem(IDENTITIES, "wrong", wrong)
     with pytest.raises(AssertionError):
-        derivations.check("wrong")
+        check("wrong")
 
 
-def test_every_identity_is_checked_next_to_its_labelled_equation():
-    texts = {name: chapter_text(name) for name in DERIVATION_CHAPTERS}
-    labels = {label for text in texts.values() for label in labels_in(text)}
-    checked = {name for text in texts.values() for name in re.findall(r'check\("([\w-]+)"\)', text)}
-    assert set(IDENTITIES) <= labels
-    assert set(IDENTITIES) == checked
+def test_a_label_names_one_identity():
+    registered = IDENTITIES["golden-alpha"]
+    with pytest.raises(ValueError, match="registered twice"):
+        IDENTITIES.add(registered)
+
+
+def test_every_source_registers_identities_and_every_identity_has_a_source():
+    per_module = {module: IDENTITIES.of_module(module) for module in identities.SOURCES}
+    assert all(per_module.values())
+    assert sorted(name for found in per_module.values() for name in found) == sorted(
+        IDENTITIES
+    )
+
+
+IDENTITY_CHAPTERS = {
+    "derivations": (DERIVATION_MODULES, DERIVATION_CHAPTERS, "identities", False),
+    "dynamics": (("golden.dynamics",), ("effective_lr",), "dynamics", True),
+    "beyond": (
+        ("golden.beyond",),
+        ("breakeven", "mse", "noise", "mutual_info"),
+        "beyond",
+        True,
+    ),
+}
+"""Modules, the chapters that check their identities, the name those chapters call
+``check`` on, and whether those chapters are strict: every labelled equation is an
+identity, checked right after it. (The derivation chapters also label steps that are
+not identities, and bayes.md checks the links of a chain of forms after the chain.)"""
+
+
+@pytest.mark.parametrize("group", IDENTITY_CHAPTERS)
+def test_every_identity_is_checked_next_to_its_labelled_equation(group):
+    modules, chapters, caller, strict = IDENTITY_CHAPTERS[group]
+    names = {name for module in modules for name in IDENTITIES.of_module(module)}
+    texts = [chapter_text(chapter) for chapter in chapters]
+    labels = {label for text in texts for label in labels_in(text)}
+    call = re.compile(rf'(?<![\w.]){caller}\.check\("([\w-]+)"\)')
+    checked = {name for text in texts for name in call.findall(text)}
+    assert names <= labels
+    assert names == checked
+    if strict:
+        assert labels == names
+        for text in texts:
+            assert labels_without_their_check(text, caller) == []
 
 
 # ----------------------------------------------------------------- momentum
 
 
-@pytest.mark.parametrize("steps", range(1, derivations.UNROLLED_STEPS + 1))
+@pytest.mark.parametrize("steps", range(1, momentum.UNROLLED_STEPS + 1))
 def test_eq32_and_torch_rule_give_the_same_weights_symbolically(steps):
-    etas = [derivations.eta] * steps
-    ours = derivations.momentum_weights(etas, derivations.alpha, derivations.free_gradient, derivations.w0)
-    theirs = derivations.torch_sgd_weights(etas, derivations.alpha, derivations.free_gradient, derivations.w0)
+    etas = [momentum.eta] * steps
+    ours = momentum.momentum_weights(
+        etas, momentum.alpha, momentum.free_gradient, momentum.w0
+    )
+    theirs = momentum.torch_sgd_weights(
+        etas, momentum.alpha, momentum.free_gradient, momentum.w0
+    )
     assert all(sp.expand(a - b) == 0 for a, b in zip(ours, theirs))
 
 
 def run_torch_sgd(lrs, grads, momentum: float) -> list[float]:
-    """Weights of torch.optim.SGD fed the given gradients, one learning rate per step."""
+    """Weights of torch.optim.SGD fed the given gradients, one learning rate a step."""
     torch = pytest.importorskip("torch")
     weight = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.SGD([weight], lr=float(lrs[0]), momentum=momentum)
@@ -136,32 +206,39 @@ def given_gradient(step_number, weight):
 
 def test_eq32_reproduces_torch_sgd_for_a_constant_learning_rate():
     lrs = [0.05] * len(GRADS)
-    expected = derivations.momentum_weights(lrs, 0.9, given_gradient, 0.0)
-    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    expected = momentum.momentum_weights(lrs, 0.9, given_gradient, 0.0)
+    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(
+        expected, rel=1e-12, abs=1e-15
+    )
 
 
 def test_torch_rule_reproduces_torch_sgd_under_a_schedule():
     lrs = np.random.default_rng(1).uniform(0.01, 0.2, size=len(GRADS))
-    expected = derivations.torch_sgd_weights(lrs, 0.9, given_gradient, 0.0)
-    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(expected, rel=1e-12, abs=1e-15)
-    assert run_torch_sgd(lrs, GRADS, 0.9) != pytest.approx(derivations.momentum_weights(lrs, 0.9, given_gradient, 0.0))
+    expected = momentum.torch_sgd_weights(lrs, 0.9, given_gradient, 0.0)
+    assert run_torch_sgd(lrs, GRADS, 0.9) == pytest.approx(
+        expected, rel=1e-12, abs=1e-15
+    )
+    assert run_torch_sgd(lrs, GRADS, 0.9) != pytest.approx(
+        momentum.momentum_weights(lrs, 0.9, given_gradient, 0.0)
+    )
 
 
 def test_a_learning_rate_schedule_breaks_the_equivalence():
-    gap = derivations.schedule_gap()
+    gap = momentum.schedule_gap()
     assert gap != 0
-    eta_1, eta_2 = derivations.step_etas[:2]
+    eta_1, eta_2 = momentum.step_etas[:2]
     assert sp.simplify(gap.subs(eta_2, eta_1)) == 0
 
 
 def test_effective_step_limit():
     g = sp.Symbol("g", real=True)
-    expected = -derivations.eta * g / (1 - derivations.alpha)
-    assert sp.simplify(derivations.effective_step_limit() - expected) == 0
+    expected = -momentum.eta * g / (1 - momentum.alpha)
+    assert sp.simplify(momentum.effective_step_limit() - expected) == 0
 
 
 def companion_radius(eta_h: float, alpha: float) -> float:
-    """Spectral radius of the heavy-ball iteration matrix, computed by numpy independently of the roots."""
+    """Spectral radius of the heavy-ball iteration matrix, computed by numpy
+    independently of the roots."""
     companion = np.array([[1 + alpha - eta_h, -alpha], [1.0, 0.0]])
     return float(max(abs(np.linalg.eigvals(companion))))
 
@@ -171,15 +248,17 @@ def companion_radius(eta_h: float, alpha: float) -> float:
 def test_stability_region_matches_numeric_spectral_radius(eta_h, alpha):
     radius = companion_radius(eta_h, alpha)
     assume(abs(radius - 1) > 1e-6)
-    assert bool(derivations.is_stable(eta_h, alpha)) == (radius < 1)
-    assert float(derivations.spectral_radius(eta_h, alpha)) == pytest.approx(radius, rel=1e-6, abs=1e-9)
+    assert bool(momentum.is_stable(eta_h, alpha)) == (radius < 1)
+    assert float(momentum.spectral_radius(eta_h, alpha)) == pytest.approx(
+        radius, rel=1e-6, abs=1e-9
+    )
 
 
 @settings(deadline=None, max_examples=200)
 @given(eta_h=st.floats(-0.5, 5.0), alpha=st.floats(0.0, 1.2))
 def test_stability_conditions_are_the_stated_region(eta_h, alpha):
     stated = 0 <= alpha < 1 and 0 < eta_h < 2 * (1 + alpha)
-    assert bool(derivations.is_stable(eta_h, alpha)) == stated
+    assert bool(momentum.is_stable(eta_h, alpha)) == stated
 
 
 @settings(deadline=None, max_examples=200)
@@ -191,34 +270,38 @@ def test_rate_is_sqrt_alpha_inside_the_complex_band(alpha, position):
 
 
 def test_largest_stable_step_and_pair_summary():
-    assert sp.simplify(derivations.largest_stable_eta_h() - 2 * (1 + derivations.alpha)) == 0
-    summary = derivations.pair_summary(theory.ETA, theory.ALPHA)
+    assert sp.simplify(momentum.largest_stable_eta_h() - 2 * (1 + momentum.alpha)) == 0
+    summary = momentum.pair_summary(theory.ETA, theory.ALPHA)
     assert summary["effective step"] == pytest.approx(1 - FLOAT_ALPHA)
-    assert summary["largest stable h"] == pytest.approx(2 * (1 + FLOAT_ALPHA) / FLOAT_ETA)
-    assert summary["spectral radius at h = 1"] == pytest.approx(companion_radius(FLOAT_ETA, FLOAT_ALPHA))
+    assert summary["largest stable h"] == pytest.approx(
+        2 * (1 + FLOAT_ALPHA) / FLOAT_ETA
+    )
+    assert summary["spectral radius at h = 1"] == pytest.approx(
+        companion_radius(FLOAT_ETA, FLOAT_ALPHA)
+    )
 
 
-# ----------------------------------------------------------------- Bayes and the golden ratio
+# --------------------------------------------------------- Bayes and the golden ratio
 
 
 def test_assumptions_leave_one_free_probability():
-    solution = derivations.collapse_under_assumptions()
+    solution = bayes.collapse_under_assumptions()
     assert solution == {
-        derivations.P_A_given_B: derivations.P_A,
-        derivations.P_B: 1 - derivations.P_A,
-        derivations.P_B_given_A: 1 - derivations.P_A,
+        bayes.P_A_given_B: bayes.P_A,
+        bayes.P_B: 1 - bayes.P_A,
+        bayes.P_B_given_A: 1 - bayes.P_A,
     }
 
 
 def test_inner_equation_with_exact_bayes_forces_unit_factors():
-    (solution,) = derivations.inner_equation_with_bayes()
+    (solution,) = bayes.inner_equation_with_bayes()
     assert set(solution.values()) == {1}
 
 
 def test_swap_step_is_not_an_identity_and_holds_at_one_point_only():
-    gap = sp.lambdify(derivations.P_B, derivations.swap_step_gap())
+    gap = sp.lambdify(bayes.P_B, bayes.swap_step_gap())
     assert abs(gap(0.5)) > 0.1
-    point = float(derivations.swap_step_point())
+    point = float(bayes.swap_step_point())
     assert abs(gap(point)) < 1e-12
     grid = np.linspace(1e-3, 1 - 1e-3, 2001)
     assert np.count_nonzero(np.diff(np.sign(gap(grid)))) == 1
@@ -226,18 +309,18 @@ def test_swap_step_is_not_an_identity_and_holds_at_one_point_only():
 
 
 def test_first_form_needs_base_equal_to_squared_probability():
-    assert derivations.first_form_base() == [derivations.P_B**2]
+    assert bayes.first_form_base() == [bayes.P_B**2]
 
 
 def test_processes_cross_at_one_for_the_circle_base():
-    primal, dual = derivations.process_curves(derivations.CIRCLE_BASE)
+    primal, dual = bayes.process_curves(bayes.CIRCLE_BASE)
     assert primal(math.pi / 4) == pytest.approx(1.0)
     assert dual(math.pi / 4) == pytest.approx(1.0)
     assert primal(0.3) == pytest.approx(dual(math.pi / 2 - 0.3))
 
 
 def test_information_doubles_only_at_the_golden_ratio():
-    assert derivations.information_doubling_solutions() == sp.FiniteSet(theory.golden_ratio())
+    assert bayes.information_doubling_solutions() == sp.FiniteSet(theory.golden_ratio())
     assert -math.log(1 - FLOAT_P1) == pytest.approx(-2 * math.log(FLOAT_P1))
 
 
@@ -245,16 +328,24 @@ def test_information_doubles_only_at_the_golden_ratio():
 
 
 def test_one_hot_cross_entropy_is_its_kl_divergence():
-    terms = derivations.one_hot_terms()
+    terms = loss.one_hot_terms()
     assert terms["entropy"] == 0
-    assert terms["KL divergence"] == terms["cross-entropy"] == -sp.log(derivations.outputs[derivations.TARGET_CLASS])
-    assert derivations.vanishing_entropy_term() == 0
+    assert (
+        terms["KL divergence"]
+        == terms["cross-entropy"]
+        == -sp.log(loss.outputs[loss.TARGET_CLASS])
+    )
+    assert loss.vanishing_entropy_term() == 0
 
 
 def test_squared_error_gradient_vanishes_for_a_confident_mistake():
-    limits = derivations.saturation_limits()
-    assert limits["squared-error gradient"] == sp.zeros(derivations.CLASSES, 1)
-    assert limits["cross-entropy gradient"] == limits["error"] != sp.zeros(derivations.CLASSES, 1)
+    limits = loss.saturation_limits()
+    assert limits["squared-error gradient"] == sp.zeros(loss.SYMBOLIC_CLASSES, 1)
+    assert (
+        limits["cross-entropy gradient"]
+        == limits["error"]
+        != sp.zeros(loss.SYMBOLIC_CLASSES, 1)
+    )
 
 
 # ----------------------------------------------------------------- the chapters
@@ -263,15 +354,34 @@ def test_squared_error_gradient_vanishes_for_a_confident_mistake():
 def typed_forms(value: float) -> set[str]:
     """How a constant looks when typed: rounded or cut to three or four decimals."""
     value = abs(value)
-    return {f"{value:.{digits}f}" for digits in (3, 4)} | {f"{math.floor(value * 10**d) / 10**d:.{d}f}" for d in (3, 4)}
+    return {f"{value:.{digits}f}" for digits in (3, 4)} | {
+        f"{math.floor(value * 10**d) / 10**d:.{d}f}" for d in (3, 4)
+    }
 
 
 def test_no_golden_constant_is_typed_outside_theory():
-    derived = [float(root) for root in theory.all_golden_ratios()] + [theory.ALPHA, theory.ETA, 1 - theory.ALPHA]
-    typed = re.compile("|".join(rf"(?<![\d.]){re.escape(text)}(?!\d)" for value in derived for text in typed_forms(value)))
+    derived = [float(root) for root in theory.all_golden_ratios()] + [
+        theory.ALPHA,
+        theory.ETA,
+        1 - theory.ALPHA,
+    ]
+    typed = re.compile(
+        "|".join(
+            rf"(?<![\d.]){re.escape(text)}(?!\d)"
+            for value in derived
+            for text in typed_forms(value)
+        )
+    )
     # As in the project's hook, a comment may quote a figure the source reported.
     quoted = re.compile(r"#.*(paper|source|reported)")
-    files = [*CHAPTERS.glob("*.md"), *(path for path in GOLDEN_MODULES.glob("*.py") if path.name != "theory.py")]
+    modules = [
+        *GOLDEN_MODULES.glob("*.py"),
+        *(GOLDEN_MODULES / "derivations").glob("*.py"),
+    ]
+    files = [
+        *CHAPTERS.glob("*.md"),
+        *(path for path in modules if path.name != "theory.py"),
+    ]
     found = [
         f"{path.name}:{number}: {line.strip()}"
         for path in files
@@ -282,13 +392,19 @@ def test_no_golden_constant_is_typed_outside_theory():
 
 
 def test_labels_are_unique_across_the_book():
-    labels = [label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())]
+    labels = [
+        label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())
+    ]
     assert len(labels) == len(set(labels))
 
 
 def test_equation_index_lists_every_labelled_equation_of_the_book():
-    labels = {label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())}
-    derivation = {label for name in DERIVATION_CHAPTERS for label in labels_in(chapter_text(name))}
+    labels = {
+        label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())
+    }
+    derivation = {
+        label for name in DERIVATION_CHAPTERS for label in labels_in(chapter_text(name))
+    }
     indexed = EQ_REFERENCE.findall(chapter_text("equations"))
     assert len(indexed) == len(set(indexed))
     assert set(indexed) == labels
@@ -296,8 +412,14 @@ def test_equation_index_lists_every_labelled_equation_of_the_book():
 
 
 def test_chapters_reference_only_existing_labels():
-    labels = {label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())}
-    referenced = {ref for path in CHAPTERS.glob("*.md") for ref in EQ_REFERENCE.findall(path.read_text())}
+    labels = {
+        label for path in CHAPTERS.glob("*.md") for label in labels_in(path.read_text())
+    }
+    referenced = {
+        ref
+        for path in CHAPTERS.glob("*.md")
+        for ref in EQ_REFERENCE.findall(path.read_text())
+    }
     assert referenced <= labels
 
 
@@ -305,30 +427,34 @@ def test_chapters_reference_only_existing_labels():
 
 
 def test_the_two_flagged_links_hold_at_different_points():
-    first, swap = derivations.chain_agreement_points().values()
+    first, swap = bayes.chain_agreement_points().values()
     assert float(first) == pytest.approx(0.2736, abs=1e-4)
     assert float(swap) == pytest.approx(0.6359, abs=1e-4)
     # each link holds at one P(B) only: one sign change on (0, 1)
-    assert derivations.sign_changes(derivations.log_bayes_at_first_form_base() - 1) == 1
-    assert derivations.sign_changes(derivations.swap_step_gap()) == 1
-    at_first = derivations.log_bayes_at_first_form_base().subs(derivations.P_B, first)
+    assert bayes.sign_changes(bayes.log_bayes_at_first_form_base() - 1) == 1
+    assert bayes.sign_changes(bayes.swap_step_gap()) == 1
+    at_first = bayes.log_bayes_at_first_form_base().subs(bayes.P_B, first)
     assert float(at_first) == pytest.approx(1, abs=1e-12)
     # where (11) and (12) agree, (10) with the base (11) needs is far from one
-    assert abs(float(derivations.log_bayes_at_swap_point()) - 1) > 1
+    assert abs(float(bayes.log_bayes_at_swap_point()) - 1) > 1
 
 
 def test_log_bayes_at_first_form_base_is_eq10_with_lambda_squared():
     q = 0.3
     expected = (1 - q) / q * math.log(q / (1 - q)) / math.log(q**2)
-    value = derivations.log_bayes_at_first_form_base().subs(derivations.P_B, q)
+    value = bayes.log_bayes_at_first_form_base().subs(bayes.P_B, q)
     assert float(value) == pytest.approx(expected, rel=1e-12)
 
 
 def test_inner_equation_under_the_assumptions_forces_one_half():
-    assert derivations.inner_equation_under_assumptions() == sp.FiniteSet(sp.Rational(1, 2))
-    first, second = (float(f.subs(theory.p, theory.golden_ratio()))
-                     for f in (derivations.first_factor_under_assumptions(),
-                               derivations.second_factor_under_assumptions()))
+    assert bayes.inner_equation_under_assumptions() == sp.FiniteSet(sp.Rational(1, 2))
+    first, second = (
+        float(f.subs(theory.p, theory.golden_ratio()))
+        for f in (
+            bayes.first_factor_under_assumptions(),
+            bayes.second_factor_under_assumptions(),
+        )
+    )
     assert first == pytest.approx(1 / FLOAT_P1, rel=1e-14)
     assert second == pytest.approx(FLOAT_P1, rel=1e-14)
     assert first * second == pytest.approx(1, rel=1e-14)
