@@ -101,51 +101,184 @@ def results_note(proto, fell_back: bool) -> str:
 
 
 def _grid_position(values: tuple[float, ...], value: float, log: bool) -> float:
-    """Where ``value`` falls on an axis whose ticks are ``values`` at positions 0, 1, 2, ..."""
+    """Where ``value`` falls on an axis whose ticks ``values`` are at 0, 1, 2, ..."""
     import numpy as np
 
     transform = np.log10 if log else (lambda v: v)
-    return float(np.interp(transform(value), transform(np.array(values)), np.arange(len(values))))
+    return float(
+        np.interp(transform(value), transform(np.array(values)), np.arange(len(values)))
+    )
 
 
-def grid_heatmap(cells: dict[tuple[float, float], float | None], lrs: tuple[float, ...], momenta: tuple[float, ...],
-                 title: str, marks: dict[str, tuple[float, float]], effective_steps: tuple[float, ...] = (),
-                 fmt: str = "{:.3f}", cmap: str = "viridis") -> plt.Figure:
-    """A learning rate x momentum heatmap; None cells (diverged) are drawn as grey crosses.
+HEATMAP_MARKS = (  # outline colour and line style of the 1st, 2nd, 3rd ... marked pair
+    ("#d62728", "-"),
+    ("black", (0, (3, 1.5))),
+    ("#1f77b4", (0, (1, 1))),
+)
+HEATMAP_FONT = 7.5  # points: the numbers in the cells
+_DARK_TEXT, _LIGHT_TEXT = "0.1", "white"
 
-    ``marks`` outlines named pairs; ``effective_steps`` draws the curves eta/(1 - alpha) = c.
+
+def _luminance(rgba) -> float:
+    """Relative luminance (WCAG 2) of a colour: 0 black, 1 white."""
+    channels = [
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]
+    ]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def text_colour(background) -> str:
+    """Dark text on a light cell, white on a dark one (whichever contrasts more)."""
+    lum = _luminance(background)
+    dark = (lum + 0.05) / (_luminance((0.1, 0.1, 0.1)) + 0.05)
+    light = 1.05 / (lum + 0.05)
+    return _DARK_TEXT if dark >= light else _LIGHT_TEXT
+
+
+def _guide(ax, lrs, momenta, step: float, boxes, **style) -> None:
+    """The curve eta / (1 - alpha) = step, left out inside every box (data units)."""
+    import numpy as np
+
+    alphas = np.linspace(min(momenta), max(momenta), 4000)
+    etas = step * (1 - alphas)
+    inside = (etas >= min(lrs)) & (etas <= max(lrs))
+    xs = np.array([_grid_position(lrs, eta, log=True) for eta in etas[inside]])
+    ys = np.array(
+        [_grid_position(momenta, alpha, log=False) for alpha in alphas[inside]]
+    )
+    for x0, y0, x1, y1 in boxes:
+        hidden = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        xs, ys = np.where(hidden, np.nan, xs), np.where(hidden, np.nan, ys)
+    ax.plot(xs, ys, **style)
+
+
+def grid_heatmap(
+    cells: dict[tuple[float, float], float | None],
+    lrs: tuple[float, ...],
+    momenta: tuple[float, ...],
+    label: str,
+    marks: dict[str, tuple[float, float]],
+    guides: dict[str, tuple[float, ...]] | None = None,
+    fmt: str = "{:.2f}",
+    log: bool = True,
+    missing: dict[tuple[float, float], str] | None = None,
+    title: str = "",
+    cmap: str = "viridis_r",
+) -> plt.Figure:
+    """A learning rate x momentum heatmap, readable at the page's width (7.5 in).
+
+    ``cells`` maps each pair to its value (None: no value, written as
+    ``missing[pair]``, default "×", on grey). Colours follow a log scale by default
+    (``log``), so that the good pairs, all within a factor of a few of each other,
+    do not share one colour. Each number is written dark on a light cell and white
+    on a dark one. ``marks`` outlines named pairs (the first in red, then black
+    dashed, then blue dotted; one pair may carry several marks, drawn inside one
+    another). ``guides`` draws, for each legend label, the curves eta / (1 - alpha)
+    = c for its values c: they pass between the numbers, never through them. The
+    legend sits under the axes, inside the figure, so that it cannot cover the stamp
+    that :func:`stamp` writes below the figure.
     """
     import numpy as np
+    from matplotlib import colors, patheffects, ticker
 
     values = np.full((len(momenta), len(lrs)), np.nan)
     for (lr, m), value in cells.items():
         if value is not None:
             values[momenta.index(m), lrs.index(lr)] = value
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    finite = values[np.isfinite(values)]
+    colour_map = plt.get_cmap(cmap).with_extremes(bad="0.88")
+    if log and finite.size and finite.min() > 0:
+        norm = colors.LogNorm(finite.min(), finite.max())
+    else:
+        norm = colors.Normalize(
+            *(finite.min(), finite.max()) if finite.size else (0, 1)
+        )
+    fig = plt.figure(figsize=(7.5, 6.0))
+    ax = fig.add_axes((0.1, 0.22, 0.72, 0.71))
+    bar_ax = fig.add_axes((0.85, 0.22, 0.025, 0.71))
     ax.grid(False)
-    image = ax.imshow(values, origin="lower", cmap=cmap, aspect="auto")
-    fig.colorbar(image, ax=ax, label=title)
+    image = ax.imshow(values, origin="lower", cmap=colour_map, norm=norm, aspect="auto")
+    bar = fig.colorbar(image, cax=bar_ax, label=label)
+    if isinstance(norm, colors.LogNorm):
+        bar.ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        bar.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    texts = []
     for (lr, m), value in cells.items():
         x, y = lrs.index(lr), momenta.index(m)
-        text = "×" if value is None else fmt.format(value)
-        ax.text(x, y, text, ha="center", va="center", fontsize=6.5,
-                color="0.5" if value is None else "white")
-    for name, (lr, m) in marks.items():
-        ax.add_patch(plt.Rectangle((lrs.index(lr) - 0.5, momenta.index(m) - 0.5), 1, 1, fill=False, lw=2,
-                                   ec="red" if "golden" in name else "orange", label=name))
-    for step in effective_steps:
-        alphas = np.linspace(min(momenta), max(momenta), 200)
-        etas = step * (1 - alphas)
-        inside = (etas >= min(lrs)) & (etas <= max(lrs))
-        xs = [_grid_position(lrs, eta, log=True) for eta in etas[inside]]
-        ys = [_grid_position(momenta, alpha, log=False) for alpha in alphas[inside]]
-        ax.plot(xs, ys, "w--", lw=1)
-        if xs:
-            ax.annotate(f"η/(1−α)={step:.3g}", (xs[0], ys[0]), fontsize=7, color="white",
-                        xytext=(3, 6), textcoords="offset points", rotation=75)
+        if value is None:
+            text, colour = (missing or {}).get((lr, m), "×"), _DARK_TEXT
+        else:
+            text, colour = fmt.format(value), text_colour(colour_map(norm(value)))
+        texts.append(
+            ax.text(
+                x,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=HEATMAP_FONT,
+                color=colour,
+            )
+        )
+    halo = [patheffects.withStroke(linewidth=4.2, foreground="white")]
+    for i, (name, (lr, m)) in enumerate(marks.items()):
+        colour, style = HEATMAP_MARKS[i % len(HEATMAP_MARKS)]
+        inset = 0.04 + 0.07 * list(marks.values())[:i].count((lr, m))
+        ax.add_patch(
+            plt.Rectangle(
+                (lrs.index(lr) - 0.5 + inset, momenta.index(m) - 0.5 + inset),
+                1 - 2 * inset,
+                1 - 2 * inset,
+                fill=False,
+                lw=2.2,
+                ec=colour,
+                ls=style,
+                label=name,
+                path_effects=halo,
+                zorder=3,
+            )
+        )
     ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     ax.set_yticks(range(len(momenta)), [f"{m:g}" for m in momenta])
+    ax.set_xlim(-0.5, len(lrs) - 0.5)
+    ax.set_ylim(-0.5, len(momenta) - 0.5)
     ax.set_xlabel("learning rate η")
     ax.set_ylabel("momentum α")
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    renderer = fig.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+    boxes = [
+        to_data.transform(
+            t.get_window_extent(renderer).expanded(1.15, 1.3).get_points()
+        ).ravel()
+        for t in texts
+    ]
+    line_styles = [
+        dict(color="#d62728", lw=1.6),
+        dict(color="0.15", lw=1.1, ls=(0, (4, 2))),
+    ]
+    for i, (name, steps) in enumerate((guides or {}).items()):
+        style = line_styles[i % len(line_styles)]
+        for j, step in enumerate(steps):
+            _guide(
+                ax,
+                lrs,
+                momenta,
+                step,
+                boxes,
+                label=name if j == 0 else None,
+                path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
+                zorder=2,
+                **style,
+            )
+    fig.legend(
+        *ax.get_legend_handles_labels(),
+        loc="lower left",
+        bbox_to_anchor=(0.02, 0.005),
+        ncol=2,
+        fontsize=8,
+        handlelength=3,
+    )
     return fig

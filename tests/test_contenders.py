@@ -1,6 +1,6 @@
-"""Checks of golden.contenders: every branch of the 30-epoch verdict on small synthetic
-record sets (diverged runs, runs that did not learn, missing folds), pairing by fold,
-Holm's correction, the table and the rank figure."""
+"""Checks of golden.studies.contenders: every branch of the 30-epoch verdict on small
+synthetic record sets (diverged runs, runs that did not learn, missing folds), pairing
+by fold, Holm's correction, the table and the rank figure."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import pytest
 
 from golden import stats
+from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.studies import contenders
 from golden.studies.contenders import verdict
-from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 
 OTHER = (0.1, 0.825)
 
@@ -71,7 +71,7 @@ def test_golden_first():
         )
     )
     assert found.finding == "first" and found.golden_rank == 1 and found.epochs == 30
-    assert [c.pair for c in found.comparisons] == [COMMON_PAIR, OTHER]
+    assert [c.b for c in found.comparisons] == [COMMON_PAIR, OTHER]
     assert "ranks 1" in found.text() and "claim holds" in found.text()
 
 
@@ -86,9 +86,9 @@ def test_tied_when_a_pair_is_ahead_within_the_noise():
         )
     )
     assert found.finding == "tied" and found.golden_rank == 2
-    ahead = next(c for c in found.comparisons if c.pair == OTHER)
+    ahead = next(c for c in found.comparisons if c.b == OTHER)
     assert (
-        ahead.mean_diff == pytest.approx(-0.001)
+        ahead.diff.mean == pytest.approx(-0.001)
         and ahead.p_adjusted >= contenders.ALPHA
     )
     text = found.text()
@@ -110,9 +110,9 @@ def test_beaten_when_a_pair_is_ahead_on_every_fold_beyond_the_correction():
         )
     )
     assert found.finding == "beaten"
-    beaten = next(c for c in found.comparisons if c.pair == OTHER)
+    beaten = next(c for c in found.comparisons if c.b == OTHER)
     assert (
-        beaten.mean_diff == pytest.approx(-0.011)
+        beaten.diff.mean == pytest.approx(-0.011)
         and beaten.p_adjusted < contenders.ALPHA
     )
     assert beaten.p_adjusted == pytest.approx(
@@ -150,14 +150,14 @@ def test_diverged_unlearned_and_missing_folds_are_paired_by_fold_not_position():
     ]
     results = contenders.pair_results(runs)
     assert results[OTHER].diverged == 1 and results[OTHER].unlearned == 1
-    assert results[OTHER].test_by_fold == {1: 0.985, 3: 0.965}
-    by_pair = {c.pair: c for c in verdict(runs).comparisons}
-    assert by_pair[OTHER].folds == (1, 3) and by_pair[OTHER].mean_diff == pytest.approx(
-        -0.005
-    )
-    assert by_pair[COMMON_PAIR].folds == (0, 2, 3) and by_pair[
+    assert results[OTHER].values("test_acc") == {1: 0.985, 3: 0.965}
+    by_pair = {c.b: c for c in verdict(runs).comparisons}
+    assert by_pair[OTHER].replicates == (1, 3) and by_pair[
+        OTHER
+    ].diff.mean == pytest.approx(-0.005)
+    assert by_pair[COMMON_PAIR].replicates == (0, 2, 3) and by_pair[
         COMMON_PAIR
-    ].mean_diff == pytest.approx(-0.001)
+    ].diff.mean == pytest.approx(-0.001)
 
 
 def test_a_pair_with_one_shared_fold_is_not_compared():
@@ -165,7 +165,7 @@ def test_a_pair_with_one_shared_fold_is_not_compared():
     found = verdict(runs)
     assert (
         found.comparisons == []
-        and found.ranking[0].pair == OTHER
+        and found.ranking[0].key == OTHER
         and found.finding == "tied"
     )
 

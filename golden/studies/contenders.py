@@ -10,109 +10,42 @@ built from its numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import matplotlib.pyplot as plt
 
-from golden import stats
-from golden.data import CLASSES
-from golden.experiments import COMMON_PAIR, GOLDEN_PAIR, pair_of
+from golden import experiments, plots, report, results
+from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
+from golden.report import pair_label as label
+from golden.results import Comparison, Group, Run, runs_of
 
-LEARNED = 2 / CLASSES  # a finished run below twice chance accuracy did not learn
-ALPHA = 0.05  # family-wise error rate of the comparisons with the golden pair
+ALPHA = results.FAMILY_ALPHA  # family-wise error rate of the comparisons with golden
 
 Pair = tuple[float, float]
+Runs = Iterable[dict | Run]
 
 
-def label(pair: Pair) -> str:
-    name = {GOLDEN_PAIR: " (golden)", COMMON_PAIR: " (common)"}.get(pair, "")
-    return f"η={pair[0]:g}, α={pair[1]:g}{name}"
+def pair_results(runs: Runs, epoch: int | None = None) -> dict[Pair, Group]:
+    """Per-pair groups at ``epoch`` (default: each run's last), replicates keyed by fold
+    (or by seed for runs on the fixed split). Diverged runs and runs that did not learn
+    are counted, never averaged in."""
+    return results.group(runs, epoch=epoch)
 
 
-@dataclass(frozen=True)
-class PairResult:
-    """One pair's final test and validation accuracies by fold, from runs that
-    learned."""
-
-    pair: Pair
-    test_by_fold: dict[int, float]
-    val_by_fold: dict[int, float]
-    diverged: int = 0  # runs whose loss stopped being finite
-    unlearned: int = 0  # finished runs at chance accuracy
-
-    @property
-    def test_mean_ci(self) -> tuple[float, float]:
-        return stats.mean_ci(list(self.test_by_fold.values()))
-
-    @property
-    def val_mean(self) -> float:
-        return stats.mean_ci(list(self.val_by_fold.values()))[0]
-
-
-def pair_results(runs: list[dict], epoch: int | None = None) -> dict[Pair, PairResult]:
-    """Per-pair results at ``epoch`` (default: each run's last), replicates keyed by
-    fold (or by seed for runs on the fixed split). Diverged runs and runs that did not
-    learn are counted, never averaged in."""
-    grouped: dict[Pair, dict] = {}
-    for run in runs:
-        pair = pair_of(run["config"])
-        entry = grouped.setdefault(
-            pair, {"test": {}, "val": {}, "diverged": 0, "unlearned": 0}
-        )
-        config = run["config"]
-        replicate = config["fold"] if config.get("fold", -1) >= 0 else config["seed"]
-        index = -1 if epoch is None else epoch - 1
-        if run["diverged"] or len(run["val_acc"]) < (1 if epoch is None else epoch):
-            entry["diverged"] += run["diverged"]
-            continue
-        if run["val_acc"][index] < LEARNED:
-            entry["unlearned"] += 1
-            continue
-        entry["test"][replicate] = run["test_acc"][index]
-        entry["val"][replicate] = run["val_acc"][index]
-    return {
-        pair: PairResult(pair, e["test"], e["val"], e["diverged"], e["unlearned"])
-        for pair, e in sorted(grouped.items())
-    }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Golden pair minus another pair in final test accuracy, over the folds both
-    finished."""
-
-    pair: Pair
-    folds: tuple[int, ...]
-    mean_diff: float
-    ci: float
-    p_value: float
-    p_adjusted: float
-
-
-def compare_with_golden(results: dict[Pair, PairResult]) -> list[Comparison]:
+def compare_with_golden(groups: dict[Pair, Group]) -> list[Comparison]:
     """Paired t-tests by fold of the golden pair against every other pair with two or
-    more shared folds, Holm-adjusted together."""
-    golden = results[GOLDEN_PAIR]
-    tests = {}
-    for pair, result in results.items():
-        folds = tuple(sorted(set(golden.test_by_fold) & set(result.test_by_fold)))
-        if pair == GOLDEN_PAIR or len(folds) < 2:
-            continue
-        tests[pair] = (
-            folds,
-            stats.paired_t(
-                [golden.test_by_fold[k] for k in folds],
-                [result.test_by_fold[k] for k in folds],
-            ),
-        )
-    adjusted = stats.holm({pair: test["p_value"] for pair, (_, test) in tests.items()})
-    return [
-        Comparison(
-            pair, folds, test["mean_diff"], test["ci"], test["p_value"], adjusted[pair]
-        )
-        for pair, (folds, test) in tests.items()
-    ]
+    more shared folds (golden − pair), Holm-adjusted together."""
+    golden = groups[GOLDEN_PAIR].values("test_acc")
+    return results.family(
+        results.compare(golden, group.values("test_acc"), GOLDEN_PAIR, pair)
+        for pair, group in groups.items()
+        if pair != GOLDEN_PAIR
+    )
+
+
+def _mean(group: Group, metric: str = "test_acc") -> float:
+    return group.estimate(metric).mean if group.learned else -1.0
 
 
 @dataclass(frozen=True)
@@ -120,13 +53,13 @@ class Verdict:
     """What the final rung says about the golden pair, with the numbers that say it."""
 
     finding: str  # "first", "tied", "beaten" or "no golden"
-    ranking: list[PairResult]  # by mean final test accuracy, best first
+    ranking: list[Group]  # by mean final test accuracy, best first
     comparisons: list[Comparison] = field(default_factory=list)
     epochs: int = 0
 
     @property
     def golden_rank(self) -> int | None:
-        pairs = [result.pair for result in self.ranking]
+        pairs = [group.key for group in self.ranking]
         return pairs.index(GOLDEN_PAIR) + 1 if GOLDEN_PAIR in pairs else None
 
     def text(self) -> str:
@@ -137,55 +70,54 @@ class Verdict:
                 "two folds that trained to the end, so it cannot be compared: no "
                 "verdict."
             )
-        beaten = [
-            c for c in self.comparisons if c.mean_diff < 0 and c.p_adjusted < ALPHA
-        ]
-        ahead = [c for c in self.comparisons if c.mean_diff < 0]
+        beaten = [c for c in self.comparisons if c.direction < 0]
+        ahead = [c for c in self.comparisons if c.diff.mean < 0]
         head = (
             f"**Verdict at {self.epochs} epochs.** Among the {n} pairs of the final "
             f"rung, the golden pair ranks {self.golden_rank} by mean test accuracy"
         )
-        if self.finding == "first":
+        if self.finding == "first" or not ahead:
             return head + (
                 ". No pair of the final rung has a higher mean: at this length the "
                 "claim holds, for the pairs this rule promoted."
+                if self.finding == "first"
+                else ". No pair ahead of it shares two folds with it: nothing shows "
+                "that it is beaten."
             )
-        best = min(ahead, key=lambda c: c.mean_diff)
+        best = min(ahead, key=lambda c: c.diff.mean)
         numbers = (
-            f"{label(best.pair)} is ahead by {-best.mean_diff:.4f} ± {best.ci:.4f} "
+            f"{label(best.b)} is ahead by {-best.diff.mean:.4f} ± {best.diff.half:.4f} "
             f"(paired by fold, p = {best.p_value:.3f}, "
-            f"Holm-adjusted {best.p_adjusted:.3f})"
+            f"Holm-corrected {best.p_adjusted:.3f})"
         )
         if self.finding == "beaten":
-            names = ", ".join(label(c.pair) for c in beaten)
+            names = ", ".join(label(c.b) for c in beaten)
             return (
-                head
-                + f"; {numbers}. {len(beaten)} pair(s) beat it after the correction "
-                f"for {len(self.comparisons)} comparisons ({names}): the claim that no "
-                "pair beats the golden pair does **not** hold here."
+                head + f"; {numbers}. {len(beaten)} pair(s) beat it after the Holm "
+                f"correction for {len(self.comparisons)} comparisons ({names}): the "
+                "claim that no pair beats the golden pair does **not** hold here."
             )
         return (
-            head + f"; {numbers}. No difference survives the correction for "
+            head + f"; {numbers}. No difference survives the Holm correction for "
             f"{len(self.comparisons)} comparisons: the golden pair shares the first "
             "place within the noise of the folds, as the 2024 full text reports, but "
             "is not shown to be best."
         )
 
 
-def verdict(runs: list[dict]) -> Verdict:
+def verdict(runs: Runs) -> Verdict:
     """The verdict of the final rung's runs (see :class:`Verdict` for the findings)."""
-    results = pair_results(runs)
-    epochs = max((run["config"]["epochs"] for run in runs), default=0)
-    ranking = sorted(
-        results.values(), key=lambda r: -(r.test_mean_ci[0] if r.test_by_fold else -1)
-    )
-    golden = results.get(GOLDEN_PAIR)
-    if golden is None or len(golden.test_by_fold) < 2:
+    runs = runs_of(runs)
+    groups = pair_results(runs)
+    epochs = max((run.config.epochs for run in runs), default=0)
+    ranking = sorted(groups.values(), key=lambda g: -_mean(g))
+    golden = groups.get(GOLDEN_PAIR)
+    if golden is None or len(golden.learned) < 2:
         return Verdict("no golden", ranking, epochs=epochs)
-    comparisons = compare_with_golden(results)
-    if any(c.mean_diff < 0 and c.p_adjusted < ALPHA for c in comparisons):
+    comparisons = compare_with_golden(groups)
+    if any(c.direction < 0 for c in comparisons):
         finding = "beaten"
-    elif ranking[0].pair == GOLDEN_PAIR:
+    elif ranking[0].key == GOLDEN_PAIR:
         finding = "first"
     else:
         finding = "tied"
@@ -195,55 +127,71 @@ def verdict(runs: list[dict]) -> Verdict:
 def table(found: Verdict) -> str:
     """The final rung as a Markdown table: mean ± 95% CI by fold, and each
     comparison."""
-    by_pair = {c.pair: c for c in found.comparisons}
-    lines = [
-        (
-            "| rank | η | α | test accuracy, mean ± 95% CI | folds | golden − pair "
-            "| p | Holm p |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for rank, result in enumerate(found.ranking, start=1):
-        mean, ci = result.test_mean_ci
-        c = by_pair.get(result.pair)
+    by_pair = {c.b: c for c in found.comparisons}
+    rows = []
+    for rank, group in enumerate(found.ranking, start=1):
+        c = by_pair.get(group.key)
         versus = (
-            f"{c.mean_diff:+.4f} ± {c.ci:.4f} | {c.p_value:.3f} | {c.p_adjusted:.3f}"
+            (
+                f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
+                f"{c.p_value:.3f}",
+                f"{c.p_adjusted:.3f}",
+            )
             if c
-            else "— | — | —"
+            else ("—", "—", "—")
         )
-        lines.append(
-            f"| {rank} | {result.pair[0]:g} | {result.pair[1]:g} | "
-            f"{mean:.4f} ± {ci:.4f} | {len(result.test_by_fold)} | {versus} |"
+        rows.append(
+            (
+                rank,
+                f"{group.key[0]:g}",
+                f"{group.key[1]:g}",
+                f"{group.estimate('test_acc')}",
+                len(group.learned),
+                *versus,
+            )
         )
-    return "\n".join(lines)
-
-
-def ranks(results: dict[Pair, PairResult]) -> dict[Pair, int]:
-    """Rank of each pair by mean validation accuracy (the promotion rule's
-    criterion)."""
-    ordered = sorted(
-        (r for r in results.values() if r.val_by_fold), key=lambda r: -r.val_mean
+    return report.table(
+        (
+            "rank",
+            "η",
+            "α",
+            "test accuracy, mean ± 95% CI",
+            "folds",
+            "golden − pair",
+            "p",
+            "Holm p",
+        ),
+        rows,
     )
-    return {result.pair: rank for rank, result in enumerate(ordered, start=1)}
 
 
-def missed(grid_runs: list[dict], promoted: list[Pair]) -> tuple[Pair, int, float]:
+def ranks(groups: dict[Pair, Group]) -> dict[Pair, int]:
+    """Rank of each pair by mean validation accuracy (the promotion rule's
+    criterion); pairs without a learned run have none."""
+    ordered = sorted(
+        (g for g in groups.values() if g.learned), key=lambda g: -_mean(g, "val_acc")
+    )
+    return {group.key: rank for rank, group in enumerate(ordered, start=1)}
+
+
+def missed(grid_runs: Runs, promoted: list[Pair]) -> tuple[Pair, int, float]:
     """The grid pair with the smallest learning rate that the rule left out, its 2-epoch
     rank and its mean validation accuracy: the kind of pair that a short first rung can
     miss."""
-    results = pair_results(grid_runs)
-    grid_ranks = ranks(results)
+    groups = pair_results(grid_runs)
+    grid_ranks = ranks(groups)
     left_out = [pair for pair in grid_ranks if pair not in promoted]
     slowest = min(left_out, key=lambda pair: (pair[0], grid_ranks[pair]))
-    return slowest, grid_ranks[slowest], results[slowest].val_mean
+    return slowest, grid_ranks[slowest], _mean(groups[slowest], "val_acc")
 
 
-def missed_text(grid_runs: list[dict], rung1_runs: list[dict]) -> str:
+def missed_text(grid_runs: Runs, rung1_runs: Runs) -> str:
     """What the halving rule could have missed, with the grid's numbers."""
-    promoted = sorted({pair_of(run["config"]) for run in rung1_runs})
+    grid_runs, rung1_runs = runs_of(grid_runs), runs_of(rung1_runs)
+    promoted = sorted({run.pair for run in rung1_runs})
     slowest, rank, val = missed(grid_runs, promoted)
-    epochs = max(run["config"]["epochs"] for run in grid_runs)
-    folds = len({run["config"]["fold"] for run in rung1_runs})
+    epochs = max(run.config.epochs for run in grid_runs)
+    folds = len({run.config.fold for run in rung1_runs})
     return (
         "**What the rule could have missed.** Halving keeps the pairs that are good "
         "early. A pair that learns slowly and overtakes late is cut before the first "
@@ -256,17 +204,16 @@ def missed_text(grid_runs: list[dict], rung1_runs: list[dict]) -> str:
     )
 
 
-def rank_figure(
-    grid_runs: list[dict], rung1_runs: list[dict], rung2_runs: list[dict]
-) -> plt.Figure:
+def rank_figure(grid_runs: Runs, rung1_runs: Runs, rung2_runs: Runs) -> plt.Figure:
     """How the ranks of the rung-1 pairs move from 2 to 10 to 30 epochs (by mean
     validation accuracy, the rule's criterion); a pair cut after 10 epochs ends
     there."""
-    rung1 = pair_results(rung1_runs)
+    stages_runs = [runs_of(runs) for runs in (grid_runs, rung1_runs, rung2_runs)]
+    rung1 = pair_results(stages_runs[1])
     stages = [
-        ranks({p: r for p, r in pair_results(grid_runs).items() if p in rung1}),
+        ranks({p: g for p, g in pair_results(stages_runs[0]).items() if p in rung1}),
         ranks(rung1),
-        ranks(pair_results(rung2_runs)),
+        ranks(pair_results(stages_runs[2])),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for pair in rung1:
@@ -285,10 +232,7 @@ def rank_figure(
             fontsize=7.5,
             color=style["color"],
         )
-    epochs = [
-        max(run["config"]["epochs"] for run in runs)
-        for runs in (grid_runs, rung1_runs, rung2_runs)
-    ]
+    epochs = [max(run.config.epochs for run in runs) for runs in stages_runs]
     ax.set_xticks(range(3), [f"{e} epochs" for e in epochs])
     ax.set_xlim(-0.2, 2.9)
     ax.set_ylim(len(rung1) + 0.5, 0.5)
@@ -297,23 +241,59 @@ def rank_figure(
     return fig
 
 
-def header(proto, rung1_runs: list[dict], rung2_runs: list[dict]) -> str:
+def header(proto, rung1_runs: Runs, rung2_runs: Runs) -> str:
     """What the two rungs ran, in lines of at most 88 characters."""
+    rung1_runs, rung2_runs = runs_of(rung1_runs), runs_of(rung2_runs)
     lines = [
         f"contenders under protocol '{proto.name}' [{proto.digest()}]: "
         f"{proto.data_line()}"
     ]
     for rung, runs in enumerate((rung1_runs, rung2_runs), start=1):
-        pairs = {pair_of(run["config"]) for run in runs}
-        folds = sorted({run["config"]["fold"] for run in runs})
-        epochs = max(run["config"]["epochs"] for run in runs)
+        pairs = {run.pair for run in runs}
+        folds = sorted({run.config.fold for run in runs})
+        epochs = max(run.config.epochs for run in runs)
         lines.append(
             f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
             f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum"
         )
-    hours = sum(run["wall_time_s"] for run in rung1_runs + rung2_runs) / 3600
+    hours = sum(run.wall_time_s for run in rung1_runs + rung2_runs) / 3600
     lines.append(
         f"  compute: {hours:.1f} core-hours "
         "(a promoted run's time includes its rung-1 part)"
     )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Halving:
+    """The two rungs and the grid they were promoted from, under one protocol."""
+
+    study: report.Study  # the final rung (contenders30), or the quick fallback
+    rung1: tuple[Run, ...]
+    grid: tuple[Run, ...]
+
+    def header(self) -> str:
+        return header(self.study.proto, self.rung1, self.study.runs)
+
+    def verdict(self) -> Verdict:
+        return verdict(self.study.runs)
+
+
+def load() -> Halving:
+    """The stored 30-epoch rung (else the quick fallback, see
+    :func:`golden.experiments.stored_or_quick`), its first rung and its grid."""
+    study = report.load("contenders30")
+    rung1 = experiments.finished_runs("contenders10", study.proto, "the contenders")
+    grid = experiments.finished_runs("grid", study.proto, "the contenders")
+    return Halving(study, tuple(runs_of(rung1)), tuple(runs_of(grid)))
+
+
+def ranks_figure(halving: Halving | None = None) -> plt.Figure:
+    """:func:`rank_figure` of the stored rungs, stamped."""
+    halving = halving or load()
+    fig = rank_figure(halving.grid, halving.rung1, halving.study.runs)
+    plots.stamp(fig, halving.study.stamp())
+    return fig
+
+
+FIGURES = {"contenders_ranks": ranks_figure}

@@ -1,0 +1,450 @@
+"""The grid of 60 pairs and the long run: figures, tables and the golden pair's verdict.
+
+Runs become :class:`golden.results.Group` objects (one per pair, replicates keyed by
+seed); diverged runs and runs that finished at chance accuracy are counted, never
+averaged in. The golden pair is compared with every other pair by a paired t-test over
+the seeds both learned, and the family of comparisons is Holm-corrected together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+
+from golden import plots, report, results, theory
+from golden.experiments import COMMON_PAIR, GOLDEN_PAIR, GRID_LRS, GRID_MOMENTA
+from golden.report import Study, pair_label
+from golden.results import Comparison, Estimate, Group
+
+Pair = tuple[float, float]
+GOLDEN_STEP = float(
+    theory.golden_effective_step()
+)  # eta / (1 - alpha) of the golden pair
+OTHER_STEPS = (0.01, 0.1, 1.0)  # further curves of constant effective step
+
+
+def load() -> Study:
+    """The stored grid (or the quick fallback)."""
+    return report.load("grid")
+
+
+def load_long() -> Study:
+    """The stored long run (or the quick fallback)."""
+    return report.load("long")
+
+
+def groups(study: Study) -> dict[Pair, Group]:
+    return results.group(study.runs)
+
+
+def ranking(study: Study) -> list[Group]:
+    """Pairs with at least one learned run, by mean final test accuracy, best first."""
+    learned = [g for g in groups(study).values() if g.learned]
+    return sorted(learned, key=lambda g: -g.estimate("test_acc").mean)
+
+
+def _replicates(study: Study) -> str:
+    kind = "folds" if study.cross_validated else "seeds"
+    return f"{kind} {', '.join(map(str, study.replicates))}"
+
+
+def heatmap(study: Study, metric: str = "test_acc") -> plt.Figure:
+    """The grid as a heatmap of mean test error (``metric="test_acc"``, in %, log colour
+    scale) or of mean final training loss (``"train_loss"``); the golden, the best and
+    the common pair outlined, the curves of constant effective step between the numbers.
+    A pair without a learned run shows how its runs ended; a mean over fewer runs than
+    the pair has is starred."""
+    by_pair = groups(study)
+    best = ranking(study)[0].key if ranking(study) else GOLDEN_PAIR
+    cells: dict[Pair, float | None] = {}
+    missing: dict[Pair, str] = {}
+    for pair, group in by_pair.items():
+        if not group.learned:
+            cells[pair] = None
+            missing[pair] = (
+                "diverged" if group.diverged == len(group.runs) else "chance"
+            )
+            continue
+        mean = group.estimate(metric).mean
+        cells[pair] = 100 * (1 - mean) if metric == "test_acc" else mean
+    fmt = "{:.2f}" if metric == "test_acc" else "{:.3g}"
+    marks = {
+        "golden pair (as rounded in the 2024 grid)": GOLDEN_PAIR,
+        "best pair (highest mean test accuracy)": best,
+        f"common pair {COMMON_PAIR}": COMMON_PAIR,
+    }
+    guides = {
+        f"η/(1−α) = {GOLDEN_STEP:.3f}, through the golden pair": (GOLDEN_STEP,),
+        "η/(1−α) = "
+        + ", ".join(f"{s:g}" for s in OTHER_STEPS)
+        + " (left to right)": OTHER_STEPS,
+    }
+    name = "mean test error (%)" if metric == "test_acc" else "mean final training loss"
+    fig = plots.grid_heatmap(
+        cells,
+        GRID_LRS,
+        GRID_MOMENTA,
+        f"{name}, log scale",
+        marks,
+        guides,
+        fmt,
+        missing=missing,
+        title=f"{name} after {study.epochs} epochs, {_replicates(study)}",
+    )
+    starred = [
+        pair
+        for pair, group in by_pair.items()
+        if group.learned and len(group.learned) < len(group.runs)
+    ]
+    ax = fig.axes[0]
+    for text in ax.texts:
+        pair = (
+            GRID_LRS[round(text.get_position()[0])],
+            GRID_MOMENTA[round(text.get_position()[1])],
+        )
+        if pair in starred:
+            text.set_text(text.get_text() + "*")
+    plots.stamp(
+        fig, study.stamp("mean over the runs that learned; * some runs did not")
+    )
+    return fig
+
+
+def test_accuracy_figure(study: Study | None = None) -> plt.Figure:
+    return heatmap(study or load(), "test_acc")
+
+
+def train_loss_figure(study: Study | None = None) -> plt.Figure:
+    return heatmap(study or load(), "train_loss")
+
+
+def _ended(group: Group) -> str:
+    return f"{len(group.learned)} / {group.diverged} / {group.unlearned}"
+
+
+def best_table(study: Study, top: int = 10) -> str:
+    """The ``top`` pairs by mean test accuracy, with how their runs ended."""
+    rows = [
+        (
+            rank,
+            f"{g.key[0]:g}",
+            f"{g.key[1]:g}",
+            f"{g.estimate('test_acc')}",
+            f"{g.estimate('val_acc')}",
+            f"{g.estimate('train_loss').mean:.4f}",
+            _ended(g),
+        )
+        for rank, g in enumerate(ranking(study)[:top], start=1)
+    ]
+    return report.table(
+        (
+            "rank",
+            "η",
+            "α",
+            "test accuracy (mean ± 95% CI)",
+            "validation accuracy",
+            "final train loss",
+            "learned / diverged / at chance",
+        ),
+        rows,
+    )
+
+
+def golden_rank_text(study: Study) -> str:
+    ranked = [g.key for g in ranking(study)]
+    golden = groups(study).get(GOLDEN_PAIR)
+    if GOLDEN_PAIR not in ranked:
+        return "The golden pair has no run that learned, so it has no rank."
+    return (
+        f"The golden pair ranks **{ranked.index(GOLDEN_PAIR) + 1}** of {len(ranked)} "
+        f"with {golden.estimate('test_acc')}."
+    )
+
+
+def comparisons(study: Study) -> list[Comparison]:
+    """The golden pair against every other pair in final test accuracy (golden − other),
+    paired by seed, Holm-corrected as one family."""
+    by_pair = groups(study)
+    golden = by_pair.get(GOLDEN_PAIR)
+    if golden is None:
+        return []
+    mine = golden.values("test_acc")
+    return results.family(
+        results.compare(mine, g.values("test_acc"), GOLDEN_PAIR, pair)
+        for pair, g in by_pair.items()
+        if pair != GOLDEN_PAIR
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the grid says about the golden pair, with the numbers that say it.
+
+    ``finding``: "first" (highest mean, no pair significantly ahead), "beaten" (a pair
+    ahead after Holm's correction), "suggestive" (the best other pair ahead at 5% taken
+    alone, not after the correction), "tied" (ahead within the noise) or "no golden"
+    (fewer than two learned golden runs: nothing to compare).
+    """
+
+    finding: str
+    rank: int | None
+    pairs: int
+    golden: Estimate
+    best: Comparison | None  # golden − the best other pair by mean
+    common: Comparison | None  # golden − the common pair
+    beaten_by: tuple[Comparison, ...] = ()
+    tested: int = 0  # comparisons in the Holm family
+    epochs: int = 0
+
+    def text(self) -> str:
+        head = "**Verdict.** "
+        if self.finding == "no golden":
+            return head + (
+                "The golden pair has fewer than two runs that learned, so it "
+                "cannot be compared: no verdict."
+            )
+        if self.finding == "first":
+            return head + (
+                "Under this protocol the golden pair ranks first of "
+                f"{self.pairs}: the claim holds."
+            )
+        best = self.best
+        lead = f"Under this protocol the golden pair ranks {self.rank} of {self.pairs}"
+        if best is None:
+            lead += "; no pair ahead of it shares two seeds with it that learned. "
+        else:
+            lead += (
+                f"; the best pair, {pair_label(best.b)}, differs from it by "
+                f"{-best.diff.mean:+.4f} ± {best.diff.half:.4f} in test accuracy "
+                f"(paired by seed, p = {best.p_value:.3f}, Holm-corrected "
+                f"{best.p_adjusted:.3f}). "
+            )
+        if self.finding == "beaten":
+            names = ", ".join(pair_label(c.b) for c in self.beaten_by)
+            middle = (
+                f"{len(self.beaten_by)} pair(s) beat it after the Holm correction "
+                f"over the {self.tested} pairs compared ({names}): the claim that "
+                "no pair beats the golden pair does **not** hold here."
+            )
+        elif self.finding == "suggestive":
+            middle = (
+                "That is significant at the 5% level taken alone, but not after the "
+                f"Holm correction over the {self.tested} pairs it was picked from: "
+                "the evidence that the golden pair is beaten is suggestive, not "
+                "conclusive."
+            )
+        elif best is None:
+            middle = "Nothing shows that it is beaten."
+        else:
+            middle = (
+                "The paired test does not find that difference significant: the "
+                "golden pair shares the first place within the noise of the seeds, "
+                "as the 2024 full text reports."
+            )
+        tail = (
+            f" What the data do show is that the golden pair is not uniquely best: "
+            f"{self.rank - 1} pair(s) have a higher mean"
+        )
+        if self.common is not None:
+            tail += (
+                f", and the common pair {COMMON_PAIR} differs from it by "
+                f"{self.common.diff.mean:+.4f} (p = {self.common.p_value:.3f}, "
+                f"Holm-corrected {self.common.p_adjusted:.3f})"
+            )
+        return head + lead + middle + tail + "."
+
+
+def verdict(study: Study) -> Verdict:
+    """The verdict of the grid (see :class:`Verdict` for the findings)."""
+    ranked = [g.key for g in ranking(study)]
+    golden = groups(study).get(GOLDEN_PAIR)
+    epochs = study.epochs if study.runs else 0
+    if golden is None or len(golden.learned) < 2:
+        estimate = golden.estimate("test_acc") if golden else Estimate.of([])
+        return Verdict(
+            "no golden", None, len(ranked), estimate, None, None, epochs=epochs
+        )
+    tested = comparisons(study)
+    by_pair = {c.b: c for c in tested}
+    rank = ranked.index(GOLDEN_PAIR) + 1
+    others = [pair for pair in ranked if pair != GOLDEN_PAIR and pair in by_pair]
+    best = by_pair[others[0]] if others else None
+    beaten = tuple(
+        sorted((c for c in tested if c.direction < 0), key=lambda c: c.diff.mean)
+    )
+    if beaten:
+        finding = "beaten"
+    elif rank == 1:
+        finding = "first"
+    elif (
+        best is not None and best.diff.mean < 0 and best.p_value < results.FAMILY_ALPHA
+    ):
+        finding = "suggestive"
+    else:
+        finding = "tied"
+    return Verdict(
+        finding,
+        rank,
+        len(ranked),
+        golden.estimate("test_acc"),
+        best,
+        by_pair.get(COMMON_PAIR),
+        beaten,
+        len(tested),
+        epochs,
+    )
+
+
+def comparison_table(study: Study) -> str:
+    """The golden pair against the best other pair and the common pair."""
+    found = verdict(study)
+    rows = []
+    for name, c in (("best other pair", found.best), ("common pair", found.common)):
+        if c is not None:
+            rows.append(
+                (
+                    name,
+                    f"{c.b[0]:g}",
+                    f"{c.b[1]:g}",
+                    f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
+                    f"{c.p_value:.3f}",
+                    f"{c.p_adjusted:.3f}",
+                    c.diff.n,
+                )
+            )
+    return report.table(
+        (
+            "golden pair against",
+            "η",
+            "α",
+            "golden − other, mean ± 95% CI",
+            "p (paired t)",
+            "Holm p",
+            "seeds",
+        ),
+        rows,
+    )
+
+
+def long_run_figure(study: Study | None = None) -> plt.Figure:
+    """Training loss (log scale) and test accuracy per epoch of the long run's pairs,
+    mean over the seeds that learned with a 95% band."""
+    study = study or load_long()
+    by_pair = groups(study)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    for ax, metric, name in (
+        (left, "train_loss", "training loss"),
+        (right, "test_acc", "test accuracy"),
+    ):
+        plots.learning_curves(
+            {pair_label(p): g.curves(metric) for p, g in by_pair.items() if g.learned},
+            name,
+            ax,
+        )
+    left.set_yscale("log")
+    left.get_legend().remove()
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    plots.stamp(fig, study.stamp("long run, 95% bands"))
+    return fig
+
+
+def long_table(study: Study) -> str:
+    """The long run's pairs by mean final test accuracy."""
+    ranked = sorted(
+        (g for g in groups(study).values() if g.learned),
+        key=lambda g: -g.estimate("test_acc").mean,
+    )
+    failed = [g for g in groups(study).values() if not g.learned]
+    rows = [
+        (
+            rank,
+            f"{g.key[0]:g}",
+            f"{g.key[1]:g}",
+            f"{g.estimate('test_acc')}",
+            f"{g.estimate('train_loss').mean:.4f}",
+            _ended(g),
+        )
+        for rank, g in enumerate(ranked, start=1)
+    ]
+    rows += [
+        ("—", f"{g.key[0]:g}", f"{g.key[1]:g}", "n/a", "n/a", _ended(g)) for g in failed
+    ]
+    return report.table(
+        (
+            "rank",
+            "η",
+            "α",
+            "test accuracy (mean ± 95% CI)",
+            "final train loss",
+            "learned / diverged / at chance",
+        ),
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """One stored run retrained now: the largest difference in accuracy per epoch."""
+
+    stored: tuple[float, ...]  # stored test accuracy per epoch
+    again: tuple[float, ...]  # retrained now
+    worst: float  # over validation and test accuracy, every epoch
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return len(self.again) == len(self.stored) and self.worst <= self.tolerance
+
+    def text(self) -> str:
+        stored = ", ".join(f"{a:.4f}" for a in self.stored)
+        again = ", ".join(f"{a:.4f}" for a in self.again)
+        return (
+            f"stored test accuracy per epoch: {stored}\n"
+            f"retrained now:                  {again}\n"
+            f"largest difference: {self.worst:.6f} (tolerance {self.tolerance})"
+        )
+
+
+TOLERANCE = 0.005  # absolute, on accuracies in [0, 1]: 50 of 10,000 test images
+
+
+def compare_runs(
+    stored: results.Run, again: results.Run, tolerance: float = TOLERANCE
+) -> SelfCheck:
+    worst = max(
+        (
+            abs(a - b)
+            for key in ("val_acc", "test_acc")
+            for a, b in zip(stored.metrics[key], again.metrics[key])
+        ),
+        default=math.inf,
+    )
+    return SelfCheck(
+        tuple(stored.metrics["test_acc"]),
+        tuple(again.metrics["test_acc"]),
+        worst,
+        tolerance,
+    )
+
+
+def self_check(study: Study, tolerance: float = TOLERANCE) -> SelfCheck:
+    """Retrain the stored golden run of replicate 0 through the runner and compare."""
+    from golden import runner
+
+    stored = next(
+        run for run in study.runs if run.pair == GOLDEN_PAIR and run.replicate == 0
+    )
+    again = results.Run.from_record(
+        runner.run_one(stored.config, study.proto.quick_data)
+    )
+    return compare_runs(stored, again, tolerance)
+
+
+FIGURES = {
+    "grid_test_accuracy": test_accuracy_figure,
+    "grid_train_loss": train_loss_figure,
+    "long_run_curves": long_run_figure,
+}
