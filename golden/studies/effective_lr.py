@@ -193,7 +193,7 @@ def convergence_figure(studies: dict[str, Convergence] | None = None) -> plt.Fig
                 ha="right",
             )
         ax.set(title=_title(name, study.alpha), xlabel="learning rate η")
-        ax.legend(fontsize=7.5, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel("largest error over the time window")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     plots.stamp(fig, "grey circles: outside the fitted range; dashed: reference slopes")
@@ -336,8 +336,9 @@ class RateCheck:
     def text(self) -> str:
         if not self.tends_to_one:
             return (
-                "The last column does **not** tend to 1 as η shrinks: the correction "
-                "of {eq}`elr-rate-expansion` does not describe the exact rate here."
+                "The last column does **not** tend to 1 as $\\eta$ shrinks: the "
+                "correction of {eq}`elr-rate-expansion` does not describe the exact "
+                "rate here."
             )
         if self.proportional:
             return (
@@ -345,8 +346,8 @@ class RateCheck:
                 "proportional to $\\eta$: the next term of the series above."
             )
         return (
-            "The last column tends to 1 as η shrinks, but its departure does not "
-            "shrink in proportion to η (successive ratios "
+            "The last column tends to 1 as $\\eta$ shrinks, but its departure does not "
+            "shrink in proportion to $\\eta$ (successive ratios "
             f"{', '.join(f'{s:.3g}' for s in self.shrink)}): rounding, or more than "
             "one further term, is visible."
         )
