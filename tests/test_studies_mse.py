@@ -52,7 +52,7 @@ def test_slower_and_cross_entropy_ahead_for_both_pairs():
         "Cross-entropy is ahead in final accuracy for the golden and the common pair"
         in text
     )
-    assert "survives Holm's correction for the 2 comparisons" in text
+    assert "(paired by seed, Holm-corrected over the 2 pairs)" in text
     assert "learns more slowly" in text and "Bonferroni" not in text
 
 
@@ -60,8 +60,8 @@ def test_slower_but_final_accuracy_indistinguishable():
     found = mse.verdict(scenario((0.0, 0.0), spreads=(NOISY, NOISY)))
     assert found.finding == "slower" and found.ahead(1) == found.ahead(-1) == []
     assert (
-        "No difference in final accuracy survives Holm's correction for the 2 "
-        "comparisons" in found.text()
+        "No difference in final accuracy is significant (paired by seed, "
+        "Holm-corrected over the 2 pairs)" in found.text()
     )
 
 
@@ -157,8 +157,8 @@ def test_comparison_table_has_a_row_per_pair_golden_first():
 
 def test_design_names_the_pairs_and_losses():
     assert mse.design(scenario((0.0, 0.0))) == (
-        "pairs η=0.016, α=0.874 (golden); η=0.01, α=0.9 (common); losses "
-        "cross-entropy, squared error"
+        "pairs: η=0.016, α=0.874 (golden); η=0.01, α=0.9 (common)\n"
+        "losses: cross-entropy, squared error"
     )
 
 

@@ -54,12 +54,12 @@ def name(key: Key) -> str:
 
 
 def design(study: report.Study) -> str:
-    """What is compared, in one line: the pairs and the losses."""
+    """What is compared, in two lines: the pairs, then the losses."""
     losses = sorted(
         {run.config.loss for run in study.runs}, key=lambda k: _order((k, 0, 0))
     )
     return (
-        f"pairs {'; '.join(report.pair_label(p) for p in pairs(study))}; losses "
+        f"pairs: {'; '.join(report.pair_label(p) for p in pairs(study))}\nlosses: "
         + ", ".join(LOSS_NAMES.get(loss, loss) for loss in losses)
     )
 
@@ -227,15 +227,10 @@ class Verdict:
             if self.ahead(direction):
                 names = " and the ".join(_pair_name(p) for p in self.ahead(direction))
                 said.append(f"{who} is ahead in final accuracy for the {names} pair")
+        family = f"paired by seed, Holm-corrected over the {n} pair{'s' * (n != 1)}"
         if not said:
-            return (
-                "No difference in final accuracy survives Holm's correction for the "
-                f"{n} comparison{'s' * (n != 1)}. "
-            )
-        return (
-            "; ".join(said) + f", with a difference that survives Holm's correction "
-            f"for the {n} comparison{'s' * (n != 1)}. "
-        )
+            return f"No difference in final accuracy is significant ({family}). "
+        return "; ".join(said) + f" ({family}). "
 
     def text(self) -> str:
         if self.finding == "untested":
