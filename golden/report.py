@@ -74,6 +74,7 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
     replicates = (f"folds {_numbers(folds)} of a stratified 10-fold split" if folds
                   else f"seeds {_numbers(run.config.seed for run in runs)}")
     epochs = _numbers(run.config.epochs for run in runs)
+    epochs += " epoch" if epochs == "1" else " epochs"
     optimizers = ", ".join(OPTIMIZER_NAMES.get(o, o) for o in
                            sorted({run.config.optimizer for run in runs}, reverse=True))
     losses = ", ".join(LOSS_NAMES.get(o, o) for o in sorted({run.config.loss for run in runs}))
@@ -83,7 +84,7 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
     lines = [
         f"{experiment_name}, protocol '{proto.name}' [{proto.digest()}]",
         f"  data: {proto.data_line()}",
-        f"  {len(runs)} runs of {epochs} epochs, {replicates}",
+        f"  {len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs}, {replicates}",
         f"  {proto.model.upper()}, batch {runs[0].config.batch_size if runs else proto.batch_size}"
         f", {optimizers}; loss {losses}",
         f"  {ended['diverged']} diverged, {ended['unlearned']} at chance accuracy; "

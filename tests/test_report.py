@@ -50,3 +50,8 @@ def test_a_study_stamps_its_experiment_and_protocol():
     study = report.Study("grid", protocol("book"), (make_run(epochs=2),))
     assert study.stamp("95% bands") == "grid, protocol book [b17398cc], 95% bands"
     assert study.epochs == 2 and study.replicates == [0] and not study.cross_validated
+
+
+def test_one_epoch_is_singular():
+    text = report.header("breakeven", protocol("book"), [make_run(epochs=1)])
+    assert "  1 run of 1 epoch, seeds 0" in text
