@@ -11,7 +11,13 @@ from typing import Callable
 
 from golden import theory
 from golden.data import mnist
-from golden.protocols import PROTOCOLS, THREADS_PER_RUN, ExperimentError, Protocol, protocol
+from golden.protocols import (
+    PROTOCOLS,
+    THREADS_PER_RUN,
+    ExperimentError,
+    Protocol,
+    protocol,
+)
 from golden.store import Store, run_id
 from golden.train import TrainConfig
 
@@ -71,7 +77,9 @@ def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
     """The golden pair, the common pair and the ``best`` other pairs by mean final
     validation accuracy over their replicates; a pair with a run that diverged or did not
     learn does not compete."""
-    from golden.results import group  # results reads configs through train, as this does
+    from golden.results import (
+        group,  # results reads configs through train, as this does
+    )
 
     stable = [g for g in group(runs).values() if len(g.learned) == len(g.runs)]
     ranked = [g.key for g in sorted(stable, key=lambda g: -g.estimate("val_acc").mean)]
@@ -182,36 +190,6 @@ def experiment(name: str) -> Experiment:
 
 # --- summaries --------------------------------------------------------------------------------------
 
-def pair_of(config: dict) -> tuple[float, float]:
-    return config["lr"], config["momentum"]
-
-
-def summarise(runs: list[dict], key: Callable[[dict], tuple] = pair_of) -> list[dict]:
-    """One row per ``key`` of the config (default: the (lr, momentum) pair): final accuracies and
-    losses per seed, and their means.
-
-    Diverged runs are left out of the means (no accuracy is invented for them); ``diverged``
-    counts them, so a pair with diverged seeds is visible as such.
-    """
-    from golden.stats import mean_ci  # statistics stay in their own module
-
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        groups.setdefault(key(run["config"]), []).append(run)
-    rows = []
-    for group_key, group in sorted(groups.items()):
-        group.sort(key=lambda run: run["config"]["seed"])
-        finished = [run for run in group if not run["diverged"]]
-        row = {"key": group_key, "pair": pair_of(group[0]["config"]),
-               "seeds": [run["config"]["seed"] for run in group], "diverged": len(group) - len(finished)}
-        for metric in ("test_acc", "val_acc", "train_loss"):
-            values = [run[metric][-1] for run in finished]
-            row[metric] = values
-            row[f"{metric}_mean"], row[f"{metric}_ci"] = mean_ci(values)
-        rows.append(row)
-    return rows
-
-
 NEEDS = {"long": ("grid",), "contenders10": ("grid",), "contenders30": ("grid", "contenders10")}
 
 
@@ -234,17 +212,10 @@ def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Prot
         runs = complete_runs(experiment_name, proto)
         if runs is not None:
             return proto, runs, name != preferred
-    from golden.runner import sweep  # the runner builds on this module, not the other way round
+    from golden.runner import (
+        sweep,  # the runner builds on this module, not the other way round
+    )
 
     for needed in (*NEEDS.get(experiment_name, ()), experiment_name):
         sweep(needed, proto, progress=False)
     return proto, finished_runs(experiment_name, proto, "this chapter"), True
-
-
-def curves(runs: list[dict], metric: str, key: Callable[[dict], tuple] = pair_of) -> dict[tuple, list[list[float]]]:
-    """Per-epoch ``metric`` of every seed, grouped by ``key`` of the config (default: the pair)."""
-    grouped: dict[tuple, list[list[float]]] = {}
-    for run in sorted(runs, key=lambda run: run["config"]["seed"]):
-        if not run["diverged"]:
-            grouped.setdefault(key(run["config"]), []).append(run[metric])
-    return grouped

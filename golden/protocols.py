@@ -56,13 +56,13 @@ class Protocol:
         ]
 
     def describe(self) -> str:
-        """One line: the data, the model and optimiser, the epochs and the
-        replicates."""
+        """The protocol's defaults in lines of at most 88 characters; what one
+        experiment ran is :func:`golden.report.header`'s to say."""
         return (
-            f"protocol '{self.name}' [{self.digest()}]: {self.data_line()}; "
-            f"{self.model.upper()}, plain SGD with momentum, batch {self.batch_size}, "
-            f"{self.epochs} epochs per grid run ({self.long_epochs} in the long run), "
-            f"{self.replicates_line(self.cross_validation)}"
+            f"protocol '{self.name}' [{self.digest()}]\n  data: {self.data_line()}\n"
+            f"  {self.model.upper()}, batch {self.batch_size}; grid runs {self.epochs} "
+            f"epoch{'s' * (self.epochs != 1)}, long runs {self.long_epochs}\n"
+            f"  {self.replicates_line(self.cross_validation)}"
         )
 
     def data_line(self) -> str:

@@ -17,6 +17,7 @@ from scipy import stats as scipy_stats
 
 import golden.experiments as ex
 from golden.experiments import ExperimentError, Protocol
+from golden.results import group
 from golden.stats import mean_ci, paired_t
 from golden.store import Store, run_id
 
@@ -148,44 +149,6 @@ def run(lr, momentum, seed, test, val, loss, diverged=False) -> dict:
         "val_acc": [0.1, val],
         "test_acc": [0.1, test],
     }
-
-
-def test_summarise_against_a_hand_computation():
-    runs = [
-        run(0.1, 0.5, 2, 0.90, 0.80, 0.3),
-        run(0.1, 0.5, 1, 0.0, 0.0, 0.0, diverged=True),
-        run(0.1, 0.5, 0, 0.80, 0.70, 0.5),
-        run(0.01, 0.9, 1, 0.92, 0.91, 0.2),
-        run(0.01, 0.9, 0, 0.90, 0.89, 0.1),
-        run(0.01, 0.9, 2, 0.94, 0.93, 0.3),
-        run(0.2, 0.925, 0, 0, 0, 0, diverged=True),
-    ]
-    a, b, c = ex.summarise(runs)  # rows sorted by (lr, momentum)
-    assert (a["pair"], b["pair"], c["pair"]) == ((0.01, 0.9), (0.1, 0.5), (0.2, 0.925))
-    assert a["seeds"] == b["seeds"] == [0, 1, 2] and c["seeds"] == [0]
-    assert (a["diverged"], b["diverged"], c["diverged"]) == (0, 1, 1)
-
-    assert a["test_acc"] == [0.90, 0.92, 0.94]  # by seed
-    assert a["test_acc_mean"] == pytest.approx(0.92)
-    # sd of 0.90, 0.92, 0.94 is 0.02
-    assert a["test_acc_ci"] == pytest.approx(T_975[2] * 0.02 / math.sqrt(3))
-    assert a["train_loss_mean"] == pytest.approx(0.2)
-
-    # the diverged seed is left out, not counted as zero
-    assert b["test_acc"] == [
-        0.80,
-        0.90,
-    ]
-    assert b["test_acc_mean"] == pytest.approx(0.85)
-    # sd 0.05*sqrt(2) over sqrt(2)
-    assert b["test_acc_ci"] == pytest.approx(T_975[1] * 0.05)
-    assert b["val_acc_mean"] == pytest.approx(0.75)
-
-    assert (
-        c["test_acc"] == []
-        and math.isnan(c["test_acc_mean"])
-        and math.isnan(c["val_acc_ci"])
-    )
 
 
 def test_promotion_ranks_pairs_with_all_seeds_diverged_last():
@@ -325,3 +288,36 @@ def test_paired_t_edge_cases():
         paired_t([0.1], [0.2])
     with pytest.raises(ValueError):
         paired_t([0.1, 0.2], [0.2])
+
+
+@pytest.mark.parametrize("name", list(ex.PROTOCOLS))
+def test_a_protocol_describes_itself_within_the_page_width(name):
+    text = ex.protocol(name).describe()
+    assert all(len(line) <= 88 for line in text.splitlines())
+    assert "plain SGD" not in text  # an experiment's optimiser is its header's to say
+
+
+def test_groups_against_a_hand_computation():
+    runs = [
+        run(0.1, 0.5, 2, 0.90, 0.80, 0.3),
+        run(0.1, 0.5, 1, 0.0, 0.0, 0.0, diverged=True),
+        run(0.1, 0.5, 0, 0.80, 0.70, 0.5),
+        run(0.01, 0.9, 1, 0.92, 0.91, 0.2),
+        run(0.01, 0.9, 0, 0.90, 0.89, 0.1),
+        run(0.01, 0.9, 2, 0.94, 0.93, 0.3),
+        run(0.2, 0.925, 0, 0, 0, 0, diverged=True),
+    ]
+    a, b, c = group(runs).values()  # sorted by (lr, momentum)
+    assert (a.key, b.key, c.key) == ((0.01, 0.9), (0.1, 0.5), (0.2, 0.925))
+    assert a.replicates == b.replicates == [0, 1, 2] and c.replicates == [0]
+    assert (a.diverged, b.diverged, c.diverged) == (0, 1, 1)
+    assert a.values("test_acc") == {0: 0.90, 1: 0.92, 2: 0.94}  # by seed
+    estimate = a.estimate("test_acc")  # sd of 0.90, 0.92, 0.94 is 0.02
+    assert estimate.mean == pytest.approx(0.92)
+    assert estimate.half == pytest.approx(T_975[2] * 0.02 / math.sqrt(3))
+    assert a.estimate("train_loss").mean == pytest.approx(0.2)
+    # the diverged seed is left out, not counted as zero
+    assert b.values("test_acc") == {0: 0.80, 2: 0.90}
+    assert b.estimate("test_acc").half == pytest.approx(T_975[1] * 0.05)
+    assert b.estimate("val_acc").mean == pytest.approx(0.75)
+    assert c.values("test_acc") == {} and math.isnan(c.estimate("val_acc").mean)

@@ -23,6 +23,7 @@ import golden.experiments as ex
 import golden.runner as runner
 from golden.data import MnistSplits, Split
 from golden.experiments import Experiment, ExperimentError, Protocol
+from golden.results import group
 from golden.store import CorruptRecordWarning, Store, run_id
 from golden.train import TrainConfig
 
@@ -270,9 +271,9 @@ def test_a_diverging_run_is_recorded_as_strict_json(store, monkeypatch):
     assert all(
         math.isinf(run["train_loss"][-1]) and run["val_acc"] == [] for run in diverged
     )
-    rows = {row["pair"]: row for row in ex.summarise(runs)}
-    assert rows[(DIVERGING_LR, 0.9)]["diverged"] == 2
-    assert math.isnan(rows[(DIVERGING_LR, 0.9)]["test_acc_mean"])
+    diverging = group(runs)[(DIVERGING_LR, 0.9)]
+    assert diverging.diverged == 2
+    assert math.isnan(diverging.estimate("test_acc").mean)
 
 
 def test_a_record_with_infinity_does_not_count(store):
