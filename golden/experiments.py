@@ -1,8 +1,10 @@
-"""Experiments: named lists of configurations x replicates (seeds or folds), and summaries.
+"""Experiments: named lists of configurations x replicates (seeds or folds), and
+summaries.
 
 What an experiment trains is defined here; :mod:`golden.runner` runs it under a protocol
 (:mod:`golden.protocols`) and :mod:`golden.store` keeps one record per finished run.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,11 +23,20 @@ from golden.protocols import (
 from golden.store import Store, run_id
 from golden.train import TrainConfig
 
-__all__ = ["PROTOCOLS", "THREADS_PER_RUN", "ExperimentError", "Protocol", "protocol", "TrainConfig"]
+__all__ = [
+    "PROTOCOLS",
+    "THREADS_PER_RUN",
+    "ExperimentError",
+    "Protocol",
+    "protocol",
+    "TrainConfig",
+]
 
 
-# The grid of Jaeger 2024's appendix. It lists the golden learning rate and momentum rounded
-# to three decimals, so those two entries are computed from golden.theory here, not typed.
+# The grid of Jaeger 2024's appendix. It lists the golden learning rate and momentum
+# rounded
+# to three decimals, so those two entries are computed from golden.theory here, not
+# typed.
 GOLDEN_GRID_LR = round(theory.ETA, 3)
 GOLDEN_GRID_MOMENTUM = round(theory.ALPHA, 3)
 GRID_LRS = (0.0001, 0.001, 0.01, GOLDEN_GRID_LR, 0.1, 0.2)
@@ -35,21 +46,29 @@ GOLDEN_PAIR = (GOLDEN_GRID_LR, GOLDEN_GRID_MOMENTUM)
 
 
 def grid_pairs(lrs=GRID_LRS, momenta=GRID_MOMENTA) -> list[tuple[float, float]]:
-    """All (learning rate, momentum) pairs, checked so that a bad grid fails before any training."""
+    """All (learning rate, momentum) pairs, checked so that a bad grid fails before
+    any training."""
     pairs = [(float(lr), float(m)) for lr in lrs for m in momenta]
     if not pairs:
-        raise ExperimentError("the grid is empty: give at least one learning rate and one momentum")
+        raise ExperimentError(
+            "the grid is empty: give at least one learning rate and one momentum"
+        )
     for lr, m in pairs:
         if not lr > 0 or not 0 <= m < 1:
-            raise ExperimentError(f"bad grid point (lr={lr}, momentum={m}): need lr > 0 and 0 <= momentum < 1")
+            raise ExperimentError(
+                f"bad grid point (lr={lr}, momentum={m}): "
+                "need lr > 0 and 0 <= momentum < 1"
+            )
     return pairs
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A name, the variants it trains (which may depend on stored results) and its epoch count.
+    """A name, the variants it trains (which may depend on stored results) and its epoch
+    count.
 
-    A variant is a dict of TrainConfig fields (at least ``lr`` and ``momentum``); each is run
+    A variant is a dict of TrainConfig fields (at least ``lr`` and ``momentum``); each
+    is run
     once per seed of the protocol.
     """
 
@@ -57,15 +76,26 @@ class Experiment:
     variants: Callable[[Protocol], list[dict]]
     epochs: Callable[[Protocol], int]
     cross_validated: bool = False  # replicate k is fold k (seed k) under every protocol
-    continues: bool = False  # a run goes on from a saved shorter run of its configuration
+    continues: bool = (
+        False  # a run goes on from a saved shorter run of its configuration
+    )
 
     def configs(self, proto: Protocol) -> list[TrainConfig]:
         folds = self.cross_validated or proto.cross_validation
         return [
-            TrainConfig(**{"model": proto.model, "batch_size": proto.batch_size,
-                           "data_fraction": proto.data_fraction, **variant},
-                        epochs=self.epochs(proto), seed=seed, fold=seed if folds else -1)
-            for variant in self.variants(proto) for seed in proto.seeds
+            TrainConfig(
+                **{
+                    "model": proto.model,
+                    "batch_size": proto.batch_size,
+                    "data_fraction": proto.data_fraction,
+                    **variant,
+                },
+                epochs=self.epochs(proto),
+                seed=seed,
+                fold=seed if folds else -1,
+            )
+            for variant in self.variants(proto)
+            for seed in proto.seeds
         ]
 
 
@@ -75,7 +105,8 @@ def as_variants(pairs: list[tuple[float, float]], **fields) -> list[dict]:
 
 def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
     """The golden pair, the common pair and the ``best`` other pairs by mean final
-    validation accuracy over their replicates; a pair with a run that diverged or did not
+    validation accuracy over their replicates; a pair with a run that diverged or did
+    not
     learn does not compete."""
     from golden.results import (
         group,  # results reads configs through train, as this does
@@ -93,26 +124,40 @@ def promoted_pairs(runs: list[dict], best: int) -> list[tuple[float, float]]:
 
 
 def finished_runs(experiment_name: str, proto: Protocol, needed_by: str) -> list[dict]:
-    """The stored runs of the configurations of an experiment that another one builds on (any
+    """The stored runs of the configurations of an experiment that another one builds on
+    (any
     other record in its folder is left out); an error if one is missing."""
     wanted = {run_id(config) for config in experiment(experiment_name).configs(proto)}
-    runs = [run for run in load_records(experiment_name, proto) if run_id(TrainConfig(**run["config"])) in wanted]
+    runs = [
+        run
+        for run in load_records(experiment_name, proto)
+        if run_id(TrainConfig(**run["config"])) in wanted
+    ]
     if len(runs) < len(wanted):
-        raise ExperimentError(f"{needed_by} needs the finished {experiment_name} under protocol "
-                              f"'{proto.name}': run that first")
+        raise ExperimentError(
+            f"{needed_by} needs the finished {experiment_name} under protocol "
+            f"'{proto.name}': run that first"
+        )
     return runs
 
 
 def long_run_pairs(proto: Protocol, best: int = 3) -> list[tuple[float, float]]:
-    """The golden pair, the common pair and the ``best`` grid pairs by mean validation accuracy."""
+    """The golden pair, the common pair and the ``best`` grid pairs by mean
+    validation accuracy."""
     return promoted_pairs(finished_runs("grid", proto, "the long run"), best)
 
 
-# The 30-epoch question on two cores by successive halving: the stored grid promotes pairs to a
-# rung of long_epochs (10 under 'book'), that rung promotes to a final one three times as long
-# (30), each on folds 0, 1, 2 of the 10-fold cross-validation. A promoted run goes on from its
+# The 30-epoch question on two cores by successive halving: the stored grid promotes
+# pairs to a
+# rung of long_epochs (10 under 'book'), that rung promotes to a final one three times
+# as long
+# (30), each on folds 0, 1, 2 of the 10-fold cross-validation. A promoted run goes on
+# from its
 # shorter run (same seed and fold) instead of starting again: the numbers are the same.
-RUNG_PROMOTED = (6, 4)  # pairs promoted besides the golden and the common pair, per rung
+RUNG_PROMOTED = (
+    6,
+    4,
+)  # pairs promoted besides the golden and the common pair, per rung
 
 
 def rung_epochs(proto: Protocol) -> tuple[int, int]:
@@ -121,21 +166,27 @@ def rung_epochs(proto: Protocol) -> tuple[int, int]:
 
 def contender_pairs(proto: Protocol, rung: int) -> list[tuple[float, float]]:
     source = "grid" if rung == 0 else "contenders10"
-    return promoted_pairs(finished_runs(source, proto, f"rung {rung + 1} of the contenders"),
-                          RUNG_PROMOTED[rung])
+    return promoted_pairs(
+        finished_runs(source, proto, f"rung {rung + 1} of the contenders"),
+        RUNG_PROMOTED[rung],
+    )
 
 
 def study_epochs(proto: Protocol) -> int:
-    """Epochs of the studies beyond the paper: half the long run (5 under ``book``), at least 2 so
+    """Epochs of the studies beyond the paper: half the long run (5 under ``book``), at
+    least 2 so
     that per-epoch effects (the MI-driven decay acts from the second epoch on) show."""
     return max(2, proto.long_epochs // 2)
 
 
-# The break-even study (Jastrzebski et al. 2020): grid learning rates around the golden one,
+# The break-even study (Jastrzebski et al. 2020): grid learning rates around the golden
+# one,
 # at the golden momentum and at 0.9, probed through the first epoch.
 BREAKEVEN_LRS = (0.001, 0.01, GOLDEN_GRID_LR, 0.1)
 BREAKEVEN_MOMENTA = (GOLDEN_GRID_MOMENTUM, 0.9)
-BREAKEVEN_PROBES = 15  # probes spread evenly over the first epoch (3 on the quick subsets)
+BREAKEVEN_PROBES = (
+    15  # probes spread evenly over the first epoch (3 on the quick subsets)
+)
 
 
 def breakeven_variants(proto: Protocol) -> list[dict]:
@@ -153,59 +204,116 @@ def train_size(proto: Protocol) -> int:
     return len(mnist(proto.quick_data, -1, proto.data_fraction).train)
 
 
-# Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise than Adam).
+# Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise
+# than Adam).
 NOISE_LEVELS = (0.0, 0.2, 0.4)
 ADAM = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.0}  # PyTorch's default betas
-# Mutual information (Vasudevan 2020): the golden pair and its grid neighbours, then the MI-driven decay.
-MI_PAIRS = (GOLDEN_PAIR, (0.01, GOLDEN_GRID_MOMENTUM), (0.1, GOLDEN_GRID_MOMENTUM), (GOLDEN_GRID_LR, 0.85),
-            (GOLDEN_GRID_LR, 0.9))
+# Mutual information (Vasudevan 2020): the golden pair and its grid neighbours, then the
+# MI-driven decay.
+MI_PAIRS = (
+    GOLDEN_PAIR,
+    (0.01, GOLDEN_GRID_MOMENTUM),
+    (0.1, GOLDEN_GRID_MOMENTUM),
+    (GOLDEN_GRID_LR, 0.85),
+    (GOLDEN_GRID_LR, 0.9),
+)
 
 EXPERIMENTS = {
-    "grid": Experiment("grid", lambda proto: as_variants(grid_pairs()), lambda proto: proto.epochs),
-    "long": Experiment("long", lambda proto: as_variants(long_run_pairs(proto)), lambda proto: proto.long_epochs),
+    "grid": Experiment(
+        "grid", lambda proto: as_variants(grid_pairs()), lambda proto: proto.epochs
+    ),
+    "long": Experiment(
+        "long",
+        lambda proto: as_variants(long_run_pairs(proto)),
+        lambda proto: proto.long_epochs,
+    ),
     "breakeven": Experiment("breakeven", breakeven_variants, lambda proto: 1),
-    "loss": Experiment("loss", lambda proto: [
-        variant for loss in ("cross_entropy", "mse") for variant in as_variants([GOLDEN_PAIR, COMMON_PAIR], loss=loss)
-    ], study_epochs),
-    "noise": Experiment("noise", lambda proto: [
-        {**variant, "label_noise": level} for level in NOISE_LEVELS
-        for variant in (*as_variants([GOLDEN_PAIR]), ADAM)
-    ], study_epochs),
-    "mutual_info": Experiment("mutual_info", lambda proto: [
-        *as_variants(list(MI_PAIRS)), *as_variants([GOLDEN_PAIR], schedule="mi_decay")
-    ], study_epochs),
-    "contenders10": Experiment("contenders10", lambda proto: as_variants(contender_pairs(proto, 0)),
-                               lambda proto: rung_epochs(proto)[0], cross_validated=True, continues=True),
-    "contenders30": Experiment("contenders30", lambda proto: as_variants(contender_pairs(proto, 1)),
-                               lambda proto: rung_epochs(proto)[1], cross_validated=True, continues=True),
+    "loss": Experiment(
+        "loss",
+        lambda proto: [
+            variant
+            for loss in ("cross_entropy", "mse")
+            for variant in as_variants([GOLDEN_PAIR, COMMON_PAIR], loss=loss)
+        ],
+        study_epochs,
+    ),
+    "noise": Experiment(
+        "noise",
+        lambda proto: [
+            {**variant, "label_noise": level}
+            for level in NOISE_LEVELS
+            for variant in (*as_variants([GOLDEN_PAIR]), ADAM)
+        ],
+        study_epochs,
+    ),
+    "mutual_info": Experiment(
+        "mutual_info",
+        lambda proto: [
+            *as_variants(list(MI_PAIRS)),
+            *as_variants([GOLDEN_PAIR], schedule="mi_decay"),
+        ],
+        study_epochs,
+    ),
+    "contenders10": Experiment(
+        "contenders10",
+        lambda proto: as_variants(contender_pairs(proto, 0)),
+        lambda proto: rung_epochs(proto)[0],
+        cross_validated=True,
+        continues=True,
+    ),
+    "contenders30": Experiment(
+        "contenders30",
+        lambda proto: as_variants(contender_pairs(proto, 1)),
+        lambda proto: rung_epochs(proto)[1],
+        cross_validated=True,
+        continues=True,
+    ),
 }
-GROUPS = {"contenders": ("contenders10", "contenders30")}  # names the command line expands
+GROUPS = {
+    "contenders": ("contenders10", "contenders30")
+}  # names the command line expands
 
 
 def experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
-        raise ExperimentError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)} or 'all'")
+        raise ExperimentError(
+            f"unknown experiment {name!r}: "
+            f"choose one of {', '.join(EXPERIMENTS)} or 'all'"
+        )
     return EXPERIMENTS[name]
 
 
-# --- summaries --------------------------------------------------------------------------------------
+# --- summaries
+# --------------------------------------------------------------------------------------
 
-NEEDS = {"long": ("grid",), "contenders10": ("grid",), "contenders30": ("grid", "contenders10")}
+NEEDS = {
+    "long": ("grid",),
+    "contenders10": ("grid",),
+    "contenders30": ("grid", "contenders10"),
+}
 
 
 def complete_runs(experiment_name: str, proto: Protocol) -> list[dict] | None:
-    """The stored runs of every configuration of an experiment, or None while one is missing."""
+    """The stored runs of every configuration of an experiment, or None while one is
+    missing."""
     try:
         return finished_runs(experiment_name, proto, "")
-    except ExperimentError:  # a run is missing, or the experiment builds on one not finished
+    except (
+        ExperimentError
+    ):  # a run is missing, or the experiment builds on one not finished
         return None
 
 
-def stored_or_quick(experiment_name: str, preferred: str = "book") -> tuple[Protocol, list[dict], bool]:
-    """The complete stored runs under ``preferred``, else the ``quick`` protocol's (run now if missing).
+def stored_or_quick(
+    experiment_name: str, preferred: str = "book"
+) -> tuple[Protocol, list[dict], bool]:
+    """The complete stored runs under ``preferred``, else the ``quick`` protocol's (run
+    now if missing).
 
-    Returns the protocol used, its runs and whether it fell back to ``quick``. Chapters show a
-    visible box when they fell back, so a reader never mistakes quick numbers for the book's.
+    Returns the protocol used, its runs and whether it fell back to ``quick``. Chapters
+    show a
+    visible box when they fell back, so a reader never mistakes quick numbers for the
+    book's.
     """
     for name in (preferred, "quick"):
         proto = protocol(name)

@@ -1,10 +1,12 @@
 """Every figure of the book, by name, drawn from stored results (or from theory).
 
-Each module listed in :data:`FIGURE_MODULES` declares ``FIGURES``: figure names mapped to
+Each module listed in :data:`FIGURE_MODULES` declares ``FIGURES``: figure names mapped
+to
 functions that take nothing and return a stamped matplotlib figure. ``python -m golden
 figures --out DIR`` draws them all without executing a chapter; the chapters call the
 same functions.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,22 +33,28 @@ FIGURE_MODULES = (
 
 
 def registry() -> dict[str, Callable[[], plt.Figure]]:
-    """Figure name -> drawing function, over every figure module; a name is never reused."""
+    """Figure name -> drawing function, over every figure module; a name is never
+    reused."""
     figures: dict[str, Callable[[], plt.Figure]] = {}
     for module_name in FIGURE_MODULES:
         for name, draw in importlib.import_module(module_name).FIGURES.items():
             if name in figures:
-                raise ValueError(f"figure {name!r} is declared twice (again in {module_name})")
+                raise ValueError(
+                    f"figure {name!r} is declared twice (again in {module_name})"
+                )
             figures[name] = draw
     return figures
 
 
 def write(out: Path | None = None, names: list[str] | None = None) -> list[Path]:
-    """Draw the named figures (default: all) into ``out`` (default: the book's figures/)."""
+    """Draw the named figures (default: all) into ``out`` (default: the book's
+    figures/)."""
     figures = registry()
     unknown = sorted(set(names or ()) - set(figures))
     if unknown:
-        raise ExperimentError(f"unknown figure {unknown[0]!r}: choose from {', '.join(figures)}")
+        raise ExperimentError(
+            f"unknown figure {unknown[0]!r}: choose from {', '.join(figures)}"
+        )
     plots.use_style()
     paths = []
     for name in names or figures:

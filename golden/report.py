@@ -6,6 +6,7 @@ configurations rather than from the protocol's defaults, in lines of at most 88
 characters. :func:`table` turns rows into a Markdown table, :func:`pair_label` names a
 (learning rate, momentum) pair the same way on every page.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE"}
 
 @dataclass(frozen=True)
 class Study:
-    """One experiment's runs under one protocol, and whether they are the quick fallback."""
+    """One experiment's runs under one protocol, and whether they are the quick
+    fallback."""
 
     experiment: str
     proto: Protocol
@@ -71,22 +73,31 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
     how they ended and their compute, each line at most 88 characters."""
     runs = list(runs)
     folds = [run.config.fold for run in runs if run.config.fold >= 0]
-    replicates = (f"folds {_numbers(folds)} of a stratified 10-fold split" if folds
-                  else f"seeds {_numbers(run.config.seed for run in runs)}")
+    replicates = (
+        f"folds {_numbers(folds)} of a stratified 10-fold split"
+        if folds
+        else f"seeds {_numbers(run.config.seed for run in runs)}"
+    )
     epochs = _numbers(run.config.epochs for run in runs)
     epochs += " epoch" if epochs == "1" else " epochs"
-    optimizers = ", ".join(OPTIMIZER_NAMES.get(o, o) for o in
-                           sorted({run.config.optimizer for run in runs}, reverse=True))
-    losses = ", ".join(LOSS_NAMES.get(o, o) for o in sorted({run.config.loss for run in runs}))
-    ended = {status: sum(run.status == status for run in runs)
-             for status in ("diverged", "unlearned")}
+    optimizers = ", ".join(
+        OPTIMIZER_NAMES.get(o, o)
+        for o in sorted({run.config.optimizer for run in runs}, reverse=True)
+    )
+    losses = ", ".join(
+        LOSS_NAMES.get(o, o) for o in sorted({run.config.loss for run in runs})
+    )
+    ended = {
+        status: sum(run.status == status for run in runs)
+        for status in ("diverged", "unlearned")
+    }
     hours = sum(run.wall_time_s for run in runs) / 3600
+    batch = runs[0].config.batch_size if runs else proto.batch_size
     lines = [
         f"{experiment_name}, protocol '{proto.name}' [{proto.digest()}]",
         f"  data: {proto.data_line()}",
         f"  {len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs}, {replicates}",
-        f"  {proto.model.upper()}, batch {runs[0].config.batch_size if runs else proto.batch_size}"
-        f", {optimizers}; loss {losses}",
+        f"  {proto.model.upper()}, batch {batch}, {optimizers}; loss {losses}",
         f"  {ended['diverged']} diverged, {ended['unlearned']} at chance accuracy; "
         f"{hours:.2f} core-hours",
     ]
@@ -94,13 +105,19 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
 
 
 def results_note(proto: Protocol, fell_back: bool) -> str:
-    """The box a chapter shows above its results: stored results, or a quick fallback."""
+    """The box a chapter shows above its results: stored results, or a quick
+    fallback."""
     if fell_back:
-        return (":::{warning}\nThe stored `book`-protocol results were not found, so this page "
-                "shows the tiny `quick` protocol, run just now. Its numbers say nothing about "
-                "the claims; run `make reproduce` and rebuild.\n:::")
-    return (f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], made "
-            "by `golden`'s runner (`python -m golden sweep`); this page only reads them.\n:::")
+        return (
+            ":::{warning}\nThe stored `book`-protocol results were not found, so "
+            "this page shows the tiny `quick` protocol, run just now. Its numbers say "
+            "nothing about the claims; run `make reproduce` and rebuild.\n:::"
+        )
+    return (
+        f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], "
+        "made by `golden`'s runner (`python -m golden sweep`); this page only reads "
+        "them.\n:::"
+    )
 
 
 def table(headers: Iterable[str], rows: Iterable[Iterable[object]]) -> str:

@@ -6,6 +6,7 @@ at chance accuracy) or *learned*; only learned runs enter a mean; replicates are
 by fold (cross-validated runs) or by seed, and comparisons pair them by that key, never
 by position; the correction for multiple comparisons is :func:`golden.stats.holm`.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,13 +37,24 @@ class Run:
         """A run from a stored record's ``run`` part (what ``Store.load`` returns).
 
         The one place that knows older records: fields a record lacks take
-        :class:`TrainConfig`'s defaults (records before cross-validation have no ``fold``).
+        :class:`TrainConfig`'s defaults (records before cross-validation have no
+        ``fold``).
         """
-        config = TrainConfig(**{k: v for k, v in record["config"].items() if k in _CONFIG_FIELDS})
-        metrics = {k: v for k, v in record.items()
-                   if isinstance(v, list) and k != "val_confusion"}
-        return cls(config, metrics, record.get("probes", {}), bool(record["diverged"]),
-                   float(record.get("wall_time_s", 0.0)))
+        config = TrainConfig(
+            **{k: v for k, v in record["config"].items() if k in _CONFIG_FIELDS}
+        )
+        metrics = {
+            k: v
+            for k, v in record.items()
+            if isinstance(v, list) and k != "val_confusion"
+        }
+        return cls(
+            config,
+            metrics,
+            record.get("probes", {}),
+            bool(record["diverged"]),
+            float(record.get("wall_time_s", 0.0)),
+        )
 
     @property
     def pair(self) -> tuple[float, float]:
@@ -54,15 +66,23 @@ class Run:
         return self.config.fold if self.config.fold >= 0 else self.config.seed
 
     def learned(self, epoch: int | None = None) -> bool:
-        """Finite to the end and above twice chance in validation accuracy at ``epoch``."""
+        """Finite to the end and above twice chance in validation accuracy at
+        ``epoch``."""
         return not self.diverged and self.final("val_acc", epoch) >= LEARNED
 
     @property
     def status(self) -> str:
-        return "diverged" if self.diverged else "learned" if self.learned() else "unlearned"
+        return (
+            "diverged"
+            if self.diverged
+            else "learned"
+            if self.learned()
+            else "unlearned"
+        )
 
     def final(self, metric: str, epoch: int | None = None) -> float:
-        """``metric`` after ``epoch`` (1-based; default: the last epoch); NaN if absent."""
+        """``metric`` after ``epoch`` (1-based; default: the last epoch); NaN if
+        absent."""
         values = self.metrics.get(metric, [])
         index = len(values) if epoch is None else epoch
         value = values[index - 1] if 1 <= index <= len(values) else None
@@ -99,7 +119,8 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one setting (a pair, an optimizer at a noise level, ...), by replicate."""
+    """The runs of one setting (a pair, an optimizer at a noise level, ...), by
+    replicate."""
 
     key: Hashable
     runs: tuple[Run, ...]
@@ -123,7 +144,9 @@ class Group:
 
     def values(self, metric: str) -> dict[int, float]:
         """Final ``metric`` of each learned run, keyed by replicate."""
-        return {k: run.final(metric, self.epoch) for k, run in sorted(self.learned.items())}
+        return {
+            k: run.final(metric, self.epoch) for k, run in sorted(self.learned.items())
+        }
 
     def estimate(self, metric: str) -> Estimate:
         return Estimate.of(self.values(metric).values())
@@ -133,24 +156,33 @@ class Group:
         return [self.learned[k].metrics[metric] for k in sorted(self.learned)]
 
 
-def group(runs: Iterable[dict | Run], key: Callable[[Run], Hashable] = lambda run: run.pair,
-          epoch: int | None = None) -> dict[Hashable, Group]:
+def group(
+    runs: Iterable[dict | Run],
+    key: Callable[[Run], Hashable] = lambda run: run.pair,
+    epoch: int | None = None,
+) -> dict[Hashable, Group]:
     """Runs grouped by ``key`` (default: the (lr, momentum) pair), sorted by key."""
     grouped: dict[Hashable, list[Run]] = {}
     for run in runs_of(runs):
         grouped.setdefault(key(run), []).append(run)
-    return {k: Group(k, tuple(sorted(v, key=lambda r: r.replicate)), epoch)
-            for k, v in sorted(grouped.items(), key=lambda item: _sortable(item[0]))}
+    return {
+        k: Group(k, tuple(sorted(v, key=lambda r: r.replicate)), epoch)
+        for k, v in sorted(grouped.items(), key=lambda item: _sortable(item[0]))
+    }
 
 
 def _sortable(key):
-    return tuple(map(str, key)) if isinstance(key, tuple) and not all(
-        isinstance(k, (int, float)) for k in key) else key
+    return (
+        tuple(map(str, key))
+        if isinstance(key, tuple) and not all(isinstance(k, (int, float)) for k in key)
+        else key
+    )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``a`` minus ``b`` in a metric over the replicates both learned, paired by replicate."""
+    """``a`` minus ``b`` in a metric over the replicates both learned, paired by
+    replicate."""
 
     a: Hashable
     b: Hashable
@@ -166,31 +198,44 @@ class Comparison:
 
     @property
     def direction(self) -> int:
-        """+1: ``a`` significantly higher, -1: significantly lower, 0: no difference shown."""
+        """+1: ``a`` significantly higher, -1: significantly lower, 0: no difference
+        shown."""
         return 0 if not self.significant else 1 if self.diff.mean > 0 else -1
 
 
-def paired_values(a: dict[int, float], b: dict[int, float]) -> tuple[tuple[int, ...], list[float],
-                                                                      list[float]]:
+def paired_values(
+    a: dict[int, float], b: dict[int, float]
+) -> tuple[tuple[int, ...], list[float], list[float]]:
     """The replicates both have, and their values in that order."""
     shared = tuple(sorted(set(a) & set(b)))
     return shared, [a[k] for k in shared], [b[k] for k in shared]
 
 
-def compare(a: dict[int, float], b: dict[int, float], a_key: Hashable = "a",
-            b_key: Hashable = "b") -> Comparison | None:
+def compare(
+    a: dict[int, float],
+    b: dict[int, float],
+    a_key: Hashable = "a",
+    b_key: Hashable = "b",
+) -> Comparison | None:
     """Paired t-test of ``a - b`` over shared replicates; None with fewer than two."""
     shared, xs, ys = paired_values(a, b)
     if len(shared) < 2:
         return None
     test = stats.paired_t(xs, ys)
-    return Comparison(a_key, b_key, shared, Estimate(float(test["mean_diff"]), float(test["ci"]), len(shared)),
-                      test["p_value"])
+    return Comparison(
+        a_key,
+        b_key,
+        shared,
+        Estimate(float(test["mean_diff"]), float(test["ci"]), len(shared)),
+        test["p_value"],
+    )
 
 
 def family(comparisons: Iterable[Comparison | None]) -> list[Comparison]:
     """The comparisons of one family, Holm-adjusted together (missing ones dropped)."""
     tested = [c for c in comparisons if c is not None]
     adjusted = stats.holm({i: c.p_value for i, c in enumerate(tested)})
-    return [Comparison(c.a, c.b, c.replicates, c.diff, c.p_value, adjusted[i])
-            for i, c in enumerate(tested)]
+    return [
+        Comparison(c.a, c.b, c.replicates, c.diff, c.p_value, adjusted[i])
+        for i, c in enumerate(tested)
+    ]

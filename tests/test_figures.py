@@ -1,5 +1,7 @@
-"""Checks of golden.figures: every figure of the book is registered once, drawn without a
+"""Checks of golden.figures: every figure of the book is registered once, drawn without
+a
 chapter, on white, and legible at the width the page shows it."""
+
 from __future__ import annotations
 
 import re
@@ -23,10 +25,15 @@ def drawn() -> dict[str, plt.Figure]:
 
 def test_every_page_figure_and_every_committed_png_is_registered(repo_root):
     registered = set(figures.registry())
-    shown = {name for chapter in (repo_root / "chapters").glob("*.md")
-             for name in SHOWN.findall(chapter.read_text())}
+    shown = {
+        name
+        for chapter in (repo_root / "chapters").glob("*.md")
+        for name in SHOWN.findall(chapter.read_text())
+    }
     committed = {path.stem for path in (repo_root / "figures").glob("*.png")}
-    assert shown <= registered, f"shown but not registered: {sorted(shown - registered)}"
+    assert shown <= registered, (
+        f"shown but not registered: {sorted(shown - registered)}"
+    )
     assert committed <= registered, f"stale PNGs: {sorted(committed - registered)}"
 
 
@@ -46,7 +53,8 @@ def test_every_text_is_legible_at_the_page_width(drawn):
                 shown_pt = text.get_fontsize() * scale
                 assert shown_pt >= SMALLEST_PT, (
                     f"{name}: {text.get_text()[:30]!r} shows at {shown_pt:.1f} pt "
-                    f"({text.get_fontsize():g} pt in a {width:g} in wide figure)")
+                    f"({text.get_fontsize():g} pt in a {width:g} in wide figure)"
+                )
 
 
 def test_the_command_writes_figures_on_white(tmp_path, capsys):

@@ -1,18 +1,28 @@
-"""Checks of golden.report: the header says what the runs ran, the tables are Markdown and
+"""Checks of golden.report: the header says what the runs ran, the tables are Markdown
+and
 the labels name the book's pairs."""
+
 from __future__ import annotations
 
 import pytest
-from factories import make_run
 
+from factories import make_run
 from golden import experiments, report
 from golden.protocols import protocol
 
 
 def test_the_header_reads_the_runs_not_the_protocol_defaults():
-    runs = [make_run(replicate=k, epochs=5, optimizer=o, lr=1e-3 if o == "adam" else 0.016,
-                     momentum=0.0 if o == "adam" else 0.874)
-            for k in range(3) for o in ("sgd", "adam")]
+    runs = [
+        make_run(
+            replicate=k,
+            epochs=5,
+            optimizer=o,
+            lr=1e-3 if o == "adam" else 0.016,
+            momentum=0.0 if o == "adam" else 0.874,
+        )
+        for k in range(3)
+        for o in ("sgd", "adam")
+    ]
     text = report.header("noise", protocol("book"), runs)
     assert "18" not in text and "6 runs of 5 epochs, seeds 0-2" in text
     assert "SGD with momentum, Adam" in text and "2 epochs" not in text
@@ -21,8 +31,10 @@ def test_the_header_reads_the_runs_not_the_protocol_defaults():
 
 def test_the_header_counts_how_runs_ended_and_names_folds():
     runs = [make_run(replicate=k, folds=True) for k in (0, 1, 2)]
-    runs += [make_run(replicate=3, folds=True, diverged=True),
-             make_run(replicate=4, folds=True, test_acc=0.1)]
+    runs += [
+        make_run(replicate=3, folds=True, diverged=True),
+        make_run(replicate=4, folds=True, test_acc=0.1),
+    ]
     text = report.header("contenders30", protocol("book"), runs)
     assert "folds 0-4 of a stratified 10-fold split" in text
     assert "1 diverged, 1 at chance accuracy" in text

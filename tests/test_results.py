@@ -1,14 +1,16 @@
-"""Checks of golden.results: how runs end, pairing by replicate, Holm families, estimates
+"""Checks of golden.results: how runs end, pairing by replicate, Holm families,
+estimates
 and the reading of older records."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
-from factories import make_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from factories import make_run
 from golden import results, stats
 
 
@@ -19,8 +21,12 @@ def test_a_run_ends_learned_diverged_or_unlearned():
 
 
 def test_only_learned_runs_enter_a_mean_and_the_others_are_counted():
-    runs = [make_run(replicate=0, test_acc=0.98), make_run(replicate=1, test_acc=0.96),
-            make_run(replicate=2, diverged=True), make_run(replicate=3, test_acc=0.1)]
+    runs = [
+        make_run(replicate=0, test_acc=0.98),
+        make_run(replicate=1, test_acc=0.96),
+        make_run(replicate=2, diverged=True),
+        make_run(replicate=3, test_acc=0.1),
+    ]
     group = results.group(runs)[(0.016, 0.874)]
     assert group.values("test_acc") == {0: 0.98, 1: 0.96}
     assert (group.diverged, group.unlearned) == (1, 1)
@@ -64,9 +70,15 @@ def test_estimates_format_with_their_interval_or_alone():
 
 
 def test_an_old_record_without_fold_reads_as_the_fixed_split():
-    record = {"config": {"lr": 0.01, "momentum": 0.9, "epochs": 2, "seed": 2},
-              "diverged": False, "train_loss": [0.3, 0.2], "val_acc": [0.9, 0.95],
-              "test_acc": [0.91, 0.96], "val_confusion": [[[1]]], "wall_time_s": 3.0}
+    record = {
+        "config": {"lr": 0.01, "momentum": 0.9, "epochs": 2, "seed": 2},
+        "diverged": False,
+        "train_loss": [0.3, 0.2],
+        "val_acc": [0.9, 0.95],
+        "test_acc": [0.91, 0.96],
+        "val_confusion": [[[1]]],
+        "wall_time_s": 3.0,
+    }
     run = results.Run.from_record(record)
     assert (run.config.fold, run.replicate, run.pair) == (-1, 2, (0.01, 0.9))
     assert run.final("test_acc") == 0.96 and run.final("test_acc", 1) == 0.91
@@ -79,8 +91,10 @@ def test_cross_validated_runs_pair_on_their_fold():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(0.2, 1.0), min_size=2, max_size=8),
-       st.lists(st.floats(-0.05, 0.05), min_size=2, max_size=8))
+@given(
+    st.lists(st.floats(0.2, 1.0), min_size=2, max_size=8),
+    st.lists(st.floats(-0.05, 0.05), min_size=2, max_size=8),
+)
 def test_a_paired_difference_is_the_mean_of_the_differences(values, shifts):
     n = min(len(values), len(shifts))
     a = dict(enumerate(values[:n]))
