@@ -1,8 +1,11 @@
-"""The golden ratio, the golden momentum and the golden learning rate, derived with SymPy.
+"""The golden ratio, the golden momentum and the golden learning rate, derived with
+SymPy.
 
-This module is the only place these numbers come from (Jaeger 2024, Eqs. 24-34). Everything
-else in the book, prose included, asks these functions instead of typing a decimal.
+This module is the only place these numbers come from (Jaeger 2024, Eqs. 24-34).
+Everything else in the book, prose included, asks these functions instead of typing a
+decimal.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -24,7 +27,8 @@ COMMON_PAIRS: tuple[tuple[float, float], ...] = (
     (0.01, 0.0),
     (0.1, 0.0),
 )
-"""(learning rate, momentum) pairs common in practice, the ones the golden pair is compared with."""
+"""(learning rate, momentum) pairs common in practice, the ones the golden pair is
+compared with."""
 
 
 def _descending(roots) -> tuple[sp.Expr, ...]:
@@ -33,7 +37,8 @@ def _descending(roots) -> tuple[sp.Expr, ...]:
 
 @lru_cache(maxsize=None)
 def golden_ratio_roots() -> tuple[sp.Expr, sp.Expr]:
-    """Roots of p = (1 - p)/p (Eq. 24), positive root first: p1 (Eq. 26) and p2 (Eq. 27)."""
+    """Roots of p = (1 - p)/p (Eq. 24), positive root first: p1 (Eq. 26) and p2 (Eq.
+    27)."""
     roots = sp.solve(sp.Eq(p, (1 - p) / p), p)
     return _descending(roots)
 
@@ -66,7 +71,8 @@ def golden_eta() -> sp.Expr:
 
 
 def effective_step(eta, alpha):
-    """eta / (1 - alpha): the step heavy-ball momentum settles to under a constant gradient."""
+    """eta / (1 - alpha): the step heavy-ball momentum settles to under a constant
+    gradient."""
     return eta / (1 - alpha)
 
 

@@ -1,4 +1,5 @@
 """Shared pytest set-up: the suite always runs in quick mode unless told otherwise."""
+
 from __future__ import annotations
 
 import os
@@ -32,21 +33,23 @@ EQUATION_LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.MULTILINE)
 
 
 def labels_without_their_check(text: str, module: str) -> list[str]:
-    """Labels in ``text`` whose ``module.check("label")`` call does not follow the equation
-    before the next labelled one."""
+    """Labels in ``text`` whose ``module.check("label")`` call does not follow the
+    equation before the next labelled one."""
     missing = []
     for label in EQUATION_LABEL.findall(text):
-        after = text[text.index(f"$$ ({label})"):]
-        following = EQUATION_LABEL.search(after[len(label) + 5:])
-        window = after if following is None else after[: len(label) + 5 + following.start()]
+        after = text[text.index(f"$$ ({label})") :]
+        following = EQUATION_LABEL.search(after[len(label) + 5 :])
+        window = (
+            after if following is None else after[: len(label) + 5 + following.start()]
+        )
         if f'{module}.check("{label}")' not in window:
             missing.append(label)
     return missing
 
 
-# ----------------------------------------------------------------- the quick build of the book
-# One build serves test_book.py (the HTML) and test_pdf.py (the PDF printed from it), so the
-# session-scoped fixture lives here, where both see the same one.
+# ---------------------------------------------------------- the quick build of the book
+# One build serves test_book.py (the HTML) and test_pdf.py (the PDF printed from it), so
+# the session-scoped fixture lives here, where both see the same one.
 
 BUILD_DIR = REPO_ROOT / "_build" / "quick"
 HTML_DIR = BUILD_DIR / "_build" / "html"
@@ -73,8 +76,12 @@ class Build:
         return list(dict.fromkeys(found))
 
     def problems(self) -> str:
-        lines = [ln for ln in self.log.splitlines()
-                 if re.search(r"WARNING:|ERROR:|Error|Traceback|failed", ln) and "[IPKernelApp]" not in ln]
+        lines = [
+            ln
+            for ln in self.log.splitlines()
+            if re.search(r"WARNING:|ERROR:|Error|Traceback|failed", ln)
+            and "[IPKernelApp]" not in ln
+        ]
         return "\n".join(lines[-60:]) + "\n--- log tail ---\n" + self.log[-4000:]
 
 
@@ -82,9 +89,10 @@ class Build:
 def quick_book() -> Build:
     """Build the whole book once, in quick mode, warnings as errors.
 
-    The build uses _config.yml with one change: a failing notebook does not stop the build
-    (execute.raise_on_error false), so that every chapter is executed and each failing one is
-    named; its "Executing notebook failed" warning still fails the build under -W.
+    The build uses _config.yml with one change: a failing notebook does not stop the
+    build (execute.raise_on_error false), so that every chapter is executed and each
+    failing one is named; its "Executing notebook failed" warning still fails the build
+    under -W.
     """
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     if not jupyter_book.exists():
@@ -95,18 +103,42 @@ def quick_book() -> Build:
     config.setdefault("execute", {})["raise_on_error"] = False
     (BUILD_DIR / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "GOLDEN_QUICK": "1"}
-    cmd = [str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(BUILD_DIR),
-           "--config", str(BUILD_DIR / "_config.yml"), "--warningiserror", "--keep-going"]
+    cmd = [
+        str(jupyter_book),
+        "build",
+        str(REPO_ROOT),
+        "--path-output",
+        str(BUILD_DIR),
+        "--config",
+        str(BUILD_DIR / "_config.yml"),
+        "--warningiserror",
+        "--keep-going",
+    ]
     start = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+        )
         returncode, log = proc.returncode, ANSI.sub("", proc.stdout + proc.stderr)
     except subprocess.TimeoutExpired as exc:
         returncode = -1
-        out = [o.decode(errors="replace") if isinstance(o, bytes) else (o or "") for o in (exc.stdout, exc.stderr)]
-        log = ANSI.sub("", "".join(out)) + f"\nquick build timed out after {BUILD_TIMEOUT_S} s"
+        out = [
+            o.decode(errors="replace") if isinstance(o, bytes) else (o or "")
+            for o in (exc.stdout, exc.stderr)
+        ]
+        log = (
+            ANSI.sub("", "".join(out))
+            + f"\nquick build timed out after {BUILD_TIMEOUT_S} s"
+        )
     build = Build(returncode, log, time.monotonic() - start)
     (BUILD_DIR / "build.log").write_text(log)
-    print(f"\nquick book build: {build.seconds:.0f} s, exit {returncode}, log {BUILD_DIR / 'build.log'}")
+    print(
+        f"\nquick book build: {build.seconds:.0f} s, exit {returncode}, "
+        f"log {BUILD_DIR / 'build.log'}"
+    )
     return build

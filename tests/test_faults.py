@@ -1,4 +1,4 @@
-"""Fault injection (issue 15): every bad input ends in one line on stderr, exit status
+"""Fault injection: every bad input ends in one line on stderr, exit status
 2, no traceback, and nothing written where it should not be.
 
 The table runs ``golden.cli.main`` in this process (an escaping exception fails the
@@ -6,6 +6,7 @@ test) on hyperparameters, names, grids, environment variables and data folders; 
 permission probe runs ``python -m golden`` with every capability dropped, so that it
 holds as root, where ``chmod`` alone binds nothing. Data: test_data's tiny set, or none.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -63,8 +64,11 @@ def isolated(tmp_path, monkeypatch):
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes()
-            for path in folder.rglob("*") if path.is_file()}
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
 
 
 def assert_fault(status: int, err: str, *words: str) -> None:
@@ -77,7 +81,7 @@ def assert_fault(status: int, err: str, *words: str) -> None:
 
 # id, command line, environment ("{tmp}" is the test's tmp_path), words of the one line
 FAULTS = [
-    # hyperparameters, negative numbers spelled both ways (issue 15: "--lr -inf")
+    # hyperparameters, negative numbers spelled both ways ("--lr -inf")
     ("lr -inf", "train --lr -inf", {}, ["learning rate", "-inf"]),
     ("lr=-inf", "train --lr=-inf", {}, ["learning rate", "-inf"]),
     ("lr -1e-3", "train --lr -1e-3", {}, ["learning rate", "-0.001"]),
@@ -90,7 +94,7 @@ FAULTS = [
     ("epochs -1e3", "train --epochs -1e3", {}, ["--epochs", "invalid int value"]),
     ("epochs -3", "train --epochs=-3", {}, ["epochs", ">= 1"]),
     ("seed 2**64", f"train --seed {2**64}", {}, ["seed", str(2**64)]),
-    ("seed -2**63-1", f"train --seed {-2**63 - 1}", {}, ["seed", "-2**63"]),
+    ("seed -2**63-1", f"train --seed {-(2**63) - 1}", {}, ["seed", "-2**63"]),
     ("seed -inf", "train --seed -inf", {}, ["--seed", "invalid int value"]),
     ("adam momentum", "train --optimizer adam --momentum 0.5", {}, ["Adam"]),
     # names
@@ -109,31 +113,59 @@ FAULTS = [
     ("grid not grid", "sweep long --lrs 0.1", {}, ["custom grid", "'long'"]),
     ("workers -inf", "sweep grid --workers -inf", {}, ["invalid int value"]),
     # environment variables set but empty
-    ("results empty", "sweep grid --protocol quick", {"GOLDEN_RESULTS": ""},
-     ["GOLDEN_RESULTS is set but empty"]),
+    (
+        "results empty",
+        "sweep grid --protocol quick",
+        {"GOLDEN_RESULTS": ""},
+        ["GOLDEN_RESULTS is set but empty"],
+    ),
     ("home empty", "train", {"GOLDEN_DATA_HOME": ""}, ["GOLDEN_DATA_HOME is set"]),
     ("home blank", "train", {"GOLDEN_DATA_HOME": " "}, ["GOLDEN_DATA_HOME is set"]),
     ("source empty", "train", {"GOLDEN_MNIST_SOURCE": ""}, ["GOLDEN_MNIST_SOURCE is"]),
     # a results folder that cannot be used, found before any data are loaded
-    ("results under a file", "sweep grid --protocol quick --lrs 0.1 --momenta 0.5",
-     {"GOLDEN_RESULTS": "{tmp}/file/results"}, ["cannot write results to", "GOLDEN_RESULTS"]),
+    (
+        "results under a file",
+        "sweep grid --protocol quick --lrs 0.1 --momenta 0.5",
+        {"GOLDEN_RESULTS": "{tmp}/file/results"},
+        ["cannot write results to", "GOLDEN_RESULTS"],
+    ),
     # data folders that cannot be used
-    ("home under a file", "train", {"GOLDEN_DATA_HOME": "{tmp}/file/home"},
-     ["cannot write to", "Not a directory", "GOLDEN_DATA_HOME"]),
-    ("home is a file", "train", {"GOLDEN_DATA_HOME": "{tmp}/file"},
-     ["cannot write to", "Not a directory"]),
+    (
+        "home under a file",
+        "train",
+        {"GOLDEN_DATA_HOME": "{tmp}/file/home"},
+        ["cannot write to", "Not a directory", "GOLDEN_DATA_HOME"],
+    ),
+    (
+        "home is a file",
+        "train",
+        {"GOLDEN_DATA_HOME": "{tmp}/file"},
+        ["cannot write to", "Not a directory"],
+    ),
     ("missing data", "train", {}, ["is missing from", "GOLDEN_MNIST_SOURCE"]),
-    ("no source folder", "train", {"GOLDEN_MNIST_SOURCE": "{tmp}/nowhere"},
-     ["is missing from", "nowhere"]),
-    ("corrupt data", "train", {"GOLDEN_MNIST_SOURCE": "{tmp}/garbage"},
-     ["has md5", "replace it"]),
+    (
+        "no source folder",
+        "train",
+        {"GOLDEN_MNIST_SOURCE": "{tmp}/nowhere"},
+        ["is missing from", "nowhere"],
+    ),
+    (
+        "corrupt data",
+        "train",
+        {"GOLDEN_MNIST_SOURCE": "{tmp}/garbage"},
+        ["has md5", "replace it"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("command, env, words", [fault[1:] for fault in FAULTS],
-                         ids=[fault[0] for fault in FAULTS])
-def test_fault_is_one_line_and_writes_nothing(capsys, monkeypatch, tmp_path, command,
-                                              env, words):
+@pytest.mark.parametrize(
+    "command, env, words",
+    [fault[1:] for fault in FAULTS],
+    ids=[fault[0] for fault in FAULTS],
+)
+def test_fault_is_one_line_and_writes_nothing(
+    capsys, monkeypatch, tmp_path, command, env, words
+):
     """The real data loader is in place: a fault it should catch is caught there."""
     monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
     for name, value in env.items():
@@ -165,13 +197,28 @@ def test_unwritable_data_home_is_one_line_even_as_root(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o555)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "GOLDEN_DATA_HOME": str(home),
-           "GOLDEN_MNIST_SOURCE": str(tmp_path / "empty")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "GOLDEN_DATA_HOME": str(home),
+        "GOLDEN_MNIST_SOURCE": str(tmp_path / "empty"),
+    }
     command = [*unprivileged(home), sys.executable, "-m", "golden", "train"]
-    done = subprocess.run(command, cwd=tmp_path / "cwd", env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert_fault(done.returncode, done.stderr, "cannot write to", "Permission denied",
-                 "GOLDEN_DATA_HOME")
+    done = subprocess.run(
+        command,
+        cwd=tmp_path / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_fault(
+        done.returncode,
+        done.stderr,
+        "cannot write to",
+        "Permission denied",
+        "GOLDEN_DATA_HOME",
+    )
     assert done.stdout == "" and list(home.iterdir()) == []
 
 
@@ -241,24 +288,34 @@ def as_plain_bytes(path: Path) -> None:
 
 
 def load_tiny(monkeypatch, source: Path, home: Path, tiny) -> None:
-    """The real golden.data.mnist on test_data's tiny set, as the CLI's train loads it."""
+    """The real golden.data.mnist on test_data's tiny set, as the CLI's train loads
+    it."""
     monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
-    monkeypatch.setattr(golden.data, "load_raw",
-                        lambda: REAL_LOAD_RAW(source, home, tiny))
+    monkeypatch.setattr(
+        golden.data, "load_raw", lambda: REAL_LOAD_RAW(source, home, tiny)
+    )
 
 
 # file, how it is altered, words; each passes its md5 (the class lists the altered md5)
 BAD_CONTENT = {
     "label 255": (FILES[1], lambda p: repack(p, label_255), ["the largest 255"]),
-    "counts differ": (FILES[3], lambda p: repack(p, one_label_fewer),
-                      [f"{N_TEST} images, {N_TEST - 1} labels"]),
-    "truncated": (FILES[0], lambda p: repack(p, truncated), ["could not be read", "is invalid"]),
+    "counts differ": (
+        FILES[3],
+        lambda p: repack(p, one_label_fewer),
+        [f"{N_TEST} images, {N_TEST - 1} labels"],
+    ),
+    "truncated": (
+        FILES[0],
+        lambda p: repack(p, truncated),
+        ["could not be read", "is invalid"],
+    ),
     "not gzip": (FILES[2], as_plain_bytes, ["could not be read", "Not a gzipped file"]),
 }
 
 
-@pytest.mark.parametrize("name, alter, words", BAD_CONTENT.values(),
-                         ids=BAD_CONTENT.keys())
+@pytest.mark.parametrize(
+    "name, alter, words", BAD_CONTENT.values(), ids=BAD_CONTENT.keys()
+)
 def test_bad_content_is_one_line(capsys, monkeypatch, tmp_path, name, alter, words):
     """Content that fits its checksum but not MNIST's format: one line from the CLI."""
     source = tmp_path / "source"
@@ -276,8 +333,13 @@ def test_a_folder_in_place_of_a_staged_file_is_one_line(capsys, monkeypatch, tmp
     tiny = dataset_class(write_idx_set(tmp_path / "source"))
     (tmp_path / "home" / "TinyMNIST" / "raw" / FILES[0]).mkdir(parents=True)
     load_tiny(monkeypatch, tmp_path / "source", tmp_path / "home", tiny)
-    assert_fault(exit_status(["train"]), capsys.readouterr().err, "cannot write to",
-                 "Is a directory", "GOLDEN_DATA_HOME")
+    assert_fault(
+        exit_status(["train"]),
+        capsys.readouterr().err,
+        "cannot write to",
+        "Is a directory",
+        "GOLDEN_DATA_HOME",
+    )
     assert files_under(tmp_path / "home") == {}
 
 
@@ -294,8 +356,24 @@ def test_stored_numbers_are_what_train_prints(capsys, monkeypatch):
 
     monkeypatch.setattr(golden.train, "train", counting_train)
     torch.set_num_threads(THREADS_PER_RUN + 1)
-    assert cli.main(["train", "--lr", "0.05", "--momentum", "0.5", "--epochs", "2",
-                     "--model", "mlp", "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--lr",
+                "0.05",
+                "--momentum",
+                "0.5",
+                "--epochs",
+                "2",
+                "--model",
+                "mlp",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     printed = re.findall(r"\d+\.\d{4}", capsys.readouterr().out)
     assert threads == [THREADS_PER_RUN]
     config = TrainConfig(lr=0.05, momentum=0.5, epochs=2, model="mlp", seed=3)
@@ -313,12 +391,17 @@ def test_a_folder_in_place_of_a_record_is_one_line_before_training(capsys, tmp_p
     folder = Store(tmp_path / "results").folder("custom", PROTOCOLS["quick"])
     (folder / "lr0.1_m0.5_s1.json").mkdir(parents=True)
     status = exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split())
-    assert_fault(status, capsys.readouterr().err, "lr0.1_m0.5_s1.json", "in the way of a record")
-    assert [p.name for p in folder.iterdir()] == ["lr0.1_m0.5_s1.json"]  # nothing trained
+    assert_fault(
+        status, capsys.readouterr().err, "lr0.1_m0.5_s1.json", "in the way of a record"
+    )
+    assert [p.name for p in folder.iterdir()] == [
+        "lr0.1_m0.5_s1.json"
+    ]  # nothing trained
 
 
 def test_a_custom_grid_counts_its_own_runs(capsys, monkeypatch, tmp_path):
-    """A record of another custom grid in the same folder is not counted as this grid's."""
+    """A record of another custom grid in the same folder is not counted as this
+    grid's."""
     from golden.experiments import PROTOCOLS
     from golden.store import Store
 
@@ -327,7 +410,13 @@ def test_a_custom_grid_counts_its_own_runs(capsys, monkeypatch, tmp_path):
     folder = store.folder("custom", quick)
     store.prepare(folder, [])
     other = TrainConfig(lr=0.3, momentum=0.5, epochs=1, seed=0)
-    store.write(folder, REAL_TRAIN(other, TINY_DATA, progress=False).as_dict(), quick, "custom")
-    monkeypatch.setattr(runner, "sweep", lambda *args, **kwargs: folder)  # trains nothing
-    assert exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split()) == 0
+    store.write(
+        folder, REAL_TRAIN(other, TINY_DATA, progress=False).as_dict(), quick, "custom"
+    )
+    monkeypatch.setattr(
+        runner, "sweep", lambda *args, **kwargs: folder
+    )  # trains nothing
+    assert (
+        exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split()) == 0
+    )
     assert "custom: 0 of 2 runs stored" in capsys.readouterr().out
