@@ -180,19 +180,7 @@ def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
 
 def test_train_prints_metrics_per_epoch(capsys, monkeypatch):
     monkeypatch.setattr(golden.data, "mnist", lambda quick=None: TINY_DATA)
-    status = cli.main(
-        [
-            "train",
-            "--lr",
-            "0.05",
-            "--momentum",
-            "0.5",
-            "--epochs",
-            "2",
-            "--model",
-            "mlp",
-        ]
-    )
+    status = cli.main("train --lr 0.05 --momentum 0.5 --epochs 2 --model mlp".split())
     out, err = capsys.readouterr()
     assert status == 0 and "error" not in err
     lines = out.splitlines()

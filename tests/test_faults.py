@@ -356,24 +356,8 @@ def test_stored_numbers_are_what_train_prints(capsys, monkeypatch):
 
     monkeypatch.setattr(golden.train, "train", counting_train)
     torch.set_num_threads(THREADS_PER_RUN + 1)
-    assert (
-        cli.main(
-            [
-                "train",
-                "--lr",
-                "0.05",
-                "--momentum",
-                "0.5",
-                "--epochs",
-                "2",
-                "--model",
-                "mlp",
-                "--seed",
-                "3",
-            ]
-        )
-        == 0
-    )
+    argv = "train --lr 0.05 --momentum 0.5 --epochs 2 --model mlp --seed 3".split()
+    assert cli.main(argv) == 0
     printed = re.findall(r"\d+\.\d{4}", capsys.readouterr().out)
     assert threads == [THREADS_PER_RUN]
     config = TrainConfig(lr=0.05, momentum=0.5, epochs=2, model="mlp", seed=3)
