@@ -251,7 +251,7 @@ def grid_heatmap(
     to_data = ax.transData.inverted()
     boxes = [
         to_data.transform(
-            t.get_window_extent(renderer).expanded(1.15, 1.3).get_points()
+            t.get_window_extent(renderer).expanded(1.5, 1.8).get_points()
         ).ravel()
         for t in texts
     ]

@@ -91,7 +91,8 @@ def heatmap(study: Study, metric: str = "test_acc") -> plt.Figure:
         guides,
         fmt,
         missing=missing,
-        title=f"{name} after {study.epochs} epochs, {_replicates(study)}",
+        title=f"{name} after {study.epochs} epoch{'s' * (study.epochs != 1)}, "
+        f"{_replicates(study)}",
     )
     starred = [
         pair
