@@ -1,4 +1,6 @@
-"""One matplotlib style for the whole book; figures are saved by the code that draws them."""
+"""One matplotlib style for the whole book; figures are saved by the code that draws
+them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +23,8 @@ STYLE = {
     "axes.spines.right": False,
     "font.size": 10,
     "legend.frameon": False,
-    # Opaque white: the book's dark theme would put a transparent figure's black text on black.
+    # Opaque white: the book's dark theme would put a transparent figure's black text on
+    # black.
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
     "savefig.transparent": False,
@@ -34,15 +37,19 @@ def use_style() -> None:
 
 
 def stamp(fig: plt.Figure, note: str = "") -> None:
-    """Write the run mode (and an optional protocol note) under the figure's right corner; the
-    tight bounding box of ``savefig`` grows to hold it, so it never covers an axis label."""
+    """Write the run mode (and an optional protocol note) under the figure's right
+    corner; the tight bounding box of ``savefig`` grows to hold it, so it never covers
+    an axis label."""
     text = f"mode: {settings.mode_name()}" + (f" · {note}" if note else "")
     fig.text(0.99, -0.01, text, ha="right", va="top", fontsize=8, color="0.4")
 
 
-def save_figure(fig: plt.Figure, name: str, note: str = "", folder: Path | None = None) -> Path:
-    """Write ``fig`` as ``<folder>/<name>.png`` (default folder: the book's figures), on white;
-    with a ``note``, stamp it first (figures of :mod:`golden.figures` come stamped)."""
+def save_figure(
+    fig: plt.Figure, name: str, note: str = "", folder: Path | None = None
+) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` (default folder: the book's figures), on
+    white; with a ``note``, stamp it first (figures of :mod:`golden.figures` come
+    stamped)."""
     if note:
         stamp(fig, note)
     folder = Path(folder) if folder is not None else settings.figures_dir()
@@ -53,7 +60,8 @@ def save_figure(fig: plt.Figure, name: str, note: str = "", folder: Path | None 
 
 
 def show(fig: plt.Figure, name: str, note: str = ""):
-    """Save ``fig`` (see :func:`save_figure`) and return it as an image for the notebook page."""
+    """Save ``fig`` (see :func:`save_figure`) and return it as an image for the notebook
+    page."""
     from IPython.display import Image
 
     path = save_figure(fig, name, note)
@@ -61,13 +69,19 @@ def show(fig: plt.Figure, name: str, note: str = ""):
     return Image(filename=str(path))
 
 
-def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.Axes | None = None,
-                    x: list[float] | None = None, xlabel: str = "epoch", styles: dict[str, dict] | None = None,
-                    band: str = "ci") -> plt.Axes:
-    """One line per label: the mean over seeds at each point (epochs 1, 2, ... unless ``x`` is
-    given), with a band of +- one 95% half-width (``band="ci"``) or from the lowest to the
-    highest seed (``band="range"``, for log axes, where a t-interval of three seeds can reach
-    below zero). ``styles`` passes plot options per label."""
+def learning_curves(
+    curves: dict[str, list[list[float]]],
+    ylabel: str,
+    ax: plt.Axes | None = None,
+    x: list[float] | None = None,
+    xlabel: str = "epoch",
+    styles: dict[str, dict] | None = None,
+    band: str = "ci",
+) -> plt.Axes:
+    """One line per label: the mean over seeds at each point (epochs 1, 2, ... unless
+    ``x`` is given), with a band of +- one 95% half-width (``band="ci"``) or from the
+    lowest to the highest seed (``band="range"``, for log axes, where a t-interval of
+    three seeds can reach below zero). ``styles`` passes plot options per label."""
     from golden.stats import mean_ci
 
     ax = ax or plt.subplots()[1]
@@ -77,27 +91,30 @@ def learning_curves(curves: dict[str, list[list[float]]], ylabel: str, ax: plt.A
         stats = [mean_ci(column) for column in columns]
         means = [m for m, _ in stats]
         if band == "range":
-            low, high = [min(column) for column in columns], [max(column) for column in columns]
+            low, high = (
+                [min(column) for column in columns],
+                [max(column) for column in columns],
+            )
         else:
-            halves = [0.0 if h != h else h for _, h in stats]  # NaN half-width (one seed): no band
-            low, high = [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)]
+            halves = [
+                0.0 if h != h else h for _, h in stats
+            ]  # NaN half-width (one seed): no band
+            low, high = (
+                [m - h for m, h in zip(means, halves)],
+                [m + h for m, h in zip(means, halves)],
+            )
         xs = list(range(1, points + 1)) if x is None else x[:points]
-        line, = ax.plot(xs, means, **{"marker": "o", "ms": 3, **(styles or {}).get(label, {})}, label=label)
+        (line,) = ax.plot(
+            xs,
+            means,
+            **{"marker": "o", "ms": 3, **(styles or {}).get(label, {})},
+            label=label,
+        )
         ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
     return ax
-
-
-def results_note(proto, fell_back: bool) -> str:
-    """The box a chapter shows above its results: stored ``book`` results, or a quick fallback."""
-    if fell_back:
-        return (":::{warning}\nThe stored `book`-protocol results were not found, so this page shows the "
-                "tiny `quick` protocol, run just now. Its numbers say nothing about the claims; run "
-                "`make reproduce` and rebuild.\n:::")
-    return (f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], made by "
-            "`golden`'s runner (`python -m golden sweep`); this page only reads them.\n:::")
 
 
 def _grid_position(values: tuple[float, ...], value: float, log: bool) -> float:
