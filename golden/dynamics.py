@@ -22,8 +22,9 @@ The identities behind the chapter's equations are registered in the book's one r
 seconds), and are proved next to each labelled equation by :func:`check`.
 
 The last part, :func:`predictive_measures`, asks how much of a grid's accuracy the
-effective step eta / (1 - alpha) alone explains. It takes the rows of
-``experiments.summarise`` and does not import torch.
+effective step eta / (1 - alpha) alone explains. It takes one row per grid pair (the
+pair, its accuracies, its mean and interval), built by
+:mod:`golden.studies.effective_lr`, and does not import torch.
 """
 from __future__ import annotations
 

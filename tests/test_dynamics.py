@@ -272,7 +272,7 @@ MOMENTA = (0.0, 0.2, 0.4, 0.6, 0.8, 0.85, GOLDEN[1], 0.9, 0.925)
 
 
 def _rows(accuracy, diverged=()):
-    """Rows shaped like experiments.summarise: two seeds at accuracy(pair) -+ 0.001."""
+    """Rows as predictive_measures reads them: two seeds at accuracy(pair) -+ 0.001."""
     rows = []
     for lr in LRS:
         for m in MOMENTA:

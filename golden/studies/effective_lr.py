@@ -541,7 +541,7 @@ def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measur
             "test_acc_ci": p.accuracy.half,
         }
         for p in shown
-    ]  # the rows of experiments.summarise that dynamics reads
+    ]  # the rows dynamics.predictive_measures reads
     m = dynamics.predictive_measures(rows, named)
     placed = {
         name: Placed(
