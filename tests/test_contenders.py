@@ -11,6 +11,7 @@ import pytest
 
 from golden import stats
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
+from golden.protocols import protocol
 from golden.studies import contenders
 from golden.studies.contenders import verdict
 
@@ -239,3 +240,11 @@ def test_missed_text_names_the_slowest_pair_left_out():
         in text
     )
     assert "with 3 folds instead of ten" in text
+
+
+def test_the_header_names_both_rungs_within_the_page_width():
+    rung1 = runs_of({GOLDEN_PAIR: [0.99] * 3, OTHER: [0.98] * 3})
+    rung2 = runs_of({GOLDEN_PAIR: [0.99] * 3, COMMON_PAIR: [0.99] * 3})
+    text = contenders.header(protocol("book"), rung1, rung2)
+    assert "rung 1: 2 pairs" in text and "rung 2: 2 pairs" in text
+    assert all(len(line) <= 88 for line in text.splitlines())

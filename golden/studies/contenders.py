@@ -74,7 +74,8 @@ class Verdict:
         ahead = [c for c in self.comparisons if c.diff.mean < 0]
         head = (
             f"**Verdict at {self.epochs} epochs.** Among the {n} pairs of the final "
-            f"rung, the golden pair ranks {self.golden_rank} by mean test accuracy"
+            f"rung, the golden pair ranks {self.golden_rank} of {n} by mean test "
+            "accuracy"
         )
         if self.finding == "first" or not ahead:
             return head + (
@@ -245,8 +246,8 @@ def header(proto, rung1_runs: Runs, rung2_runs: Runs) -> str:
     """What the two rungs ran, in lines of at most 88 characters."""
     rung1_runs, rung2_runs = runs_of(rung1_runs), runs_of(rung2_runs)
     lines = [
-        f"contenders under protocol '{proto.name}' [{proto.digest()}]: "
-        f"{proto.data_line()}"
+        f"contenders, protocol '{proto.name}' [{proto.digest()}]",
+        f"  data: {proto.data_line()}",
     ]
     for rung, runs in enumerate((rung1_runs, rung2_runs), start=1):
         pairs = {run.pair for run in runs}

@@ -171,7 +171,7 @@ def curves_figure(study: report.Study) -> plt.Figure:
         name(key): {"ls": "-" if key[0] == "cross_entropy" else "--"}
         for key in groups(study)
     }
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in zip(
         axes, ("val_acc", "test_acc"), ("validation accuracy", "test accuracy")
     ):

@@ -126,7 +126,7 @@ def tracking_figure(study: report.Study) -> plt.Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     curves = {name(k): g.curves("val_mi") for k, g in group(constant, variant).items()}
     plots.learning_curves(curves, "I(Y; Ŷ) on validation (bits)", left)
-    left.legend(fontsize=7)
+    left.legend(fontsize=8)
     if constant:
         accuracy = np.array([a for run in constant for a in run.metrics["val_acc"]])
         bits = np.array([i for run in constant for i in run.metrics["val_mi"]])

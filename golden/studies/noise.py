@@ -214,7 +214,7 @@ def curves_figure(study: report.Study) -> plt.Figure:
     (mean over the seeds that learned, 95% band)."""
     found, all_levels = groups(study), levels(study)
     fig, axes = plt.subplots(
-        1, len(all_levels), figsize=(12, 3.8), sharey=True, squeeze=False
+        1, len(all_levels), figsize=(10, 3.8), sharey=True, squeeze=False
     )
     for ax, level in zip(axes[0], all_levels):
         curves = {
