@@ -20,8 +20,11 @@ GOLDEN_QUADRATIC = p**2 + p - 1
 NEGATED_GOLDEN_QUADRATIC = p**2 - p - 1
 """Eq. (29): Eq. (25) after substituting -p for p."""
 
+COMMON_PAIR: tuple[float, float] = (0.01, 0.9)
+"""The (learning rate, momentum) pair most used in practice: "the common pair"."""
+
 COMMON_PAIRS: tuple[tuple[float, float], ...] = (
-    (0.01, 0.9),
+    COMMON_PAIR,
     (0.1, 0.9),
     (0.001, 0.9),
     (0.01, 0.0),
