@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
+from typing import Iterable
 
 from golden.data import FOLDS
 
@@ -80,16 +81,23 @@ class Protocol:
         )
 
     def replicates_line(self, folds: bool) -> str:
-        seeds = list(self.seeds)
-        consecutive = len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
-        numbers = (
-            f"{seeds[0]}-{seeds[-1]}" if consecutive else ", ".join(map(str, seeds))
-        )
-        return (
-            f"folds {numbers} of a stratified {FOLDS}-fold split"
-            if folds
-            else f"seeds {numbers}"
-        )
+        return replicates_text(self.seeds, folds)
+
+
+def number_list(values: Iterable[int]) -> str:
+    """Sorted distinct integers; three or more consecutive ones as ``first-last``."""
+    values = sorted(set(values))
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
+
+
+def replicates_text(replicates: Iterable[int], folds: bool) -> str:
+    """Seeds, or folds of the stratified split, as the book names them."""
+    numbers = number_list(replicates)
+    if folds:
+        return f"folds {numbers} of a stratified {FOLDS}-fold split"
+    return f"seeds {numbers}"
 
 
 TRAIN_IMAGES = 60_000

@@ -10,10 +10,10 @@ characters. :func:`table` turns rows into a Markdown table, :func:`pair_label` n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from golden import experiments
-from golden.protocols import Protocol
+from golden.protocols import Protocol, number_list, replicates_text
 from golden.results import Run, runs_of
 
 OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "adam": "Adam"}
@@ -54,18 +54,18 @@ class Study:
         return note + (f", {extra}" if extra else "")
 
 
-def load(experiment_name: str, preferred: str = "book") -> Study:
+def load(
+    experiment_name: str,
+    preferred: str = "book",
+    enrich: Callable[[dict], dict] | None = None,
+) -> Study:
     """The complete stored runs of an experiment, else the quick protocol's (see
-    :func:`golden.experiments.stored_or_quick`)."""
+    :func:`golden.experiments.stored_or_quick`); ``enrich`` adds measures a study
+    derives from each record before it is typed."""
     proto, records, fell_back = experiments.stored_or_quick(experiment_name, preferred)
+    if enrich is not None:
+        records = [enrich(record) for record in records]
     return Study(experiment_name, proto, tuple(runs_of(records)), fell_back)
-
-
-def _numbers(values: Iterable[int]) -> str:
-    values = sorted(set(values))
-    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
-        return f"{values[0]}-{values[-1]}"
-    return ", ".join(map(str, values))
 
 
 def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
@@ -73,12 +73,9 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
     how they ended and their compute, each line at most 88 characters."""
     runs = list(runs)
     folds = [run.config.fold for run in runs if run.config.fold >= 0]
-    replicates = (
-        f"folds {_numbers(folds)} of a stratified 10-fold split"
-        if folds
-        else f"seeds {_numbers(run.config.seed for run in runs)}"
-    )
-    epochs = _numbers(run.config.epochs for run in runs)
+    seeds = [run.config.seed for run in runs]
+    replicates = replicates_text(folds or seeds, bool(folds))
+    epochs = number_list(run.config.epochs for run in runs)
     epochs += " epoch" if epochs == "1" else " epochs"
     optimizers = ", ".join(
         OPTIMIZER_NAMES.get(o, o)

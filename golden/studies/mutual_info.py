@@ -44,9 +44,7 @@ def with_information(record: dict) -> dict:
 def load(preferred: str = "book") -> report.Study:
     """:func:`golden.report.load` of ``mutual_info``, with the measures of
     :func:`with_information` among each run's metrics."""
-    proto, records, fell_back = experiments.stored_or_quick("mutual_info", preferred)
-    runs = tuple(Run.from_record(with_information(record)) for record in records)
-    return report.Study("mutual_info", proto, runs, fell_back)
+    return report.load("mutual_info", preferred, with_information)
 
 
 def variant(run: Run) -> Variant:
