@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from golden import settings, theory
-from golden.data import Split, load_raw, mnist
+from golden.data import Split, load_raw, splits
 from golden.models import PaperCNN
 from golden.protocols import THREADS_PER_RUN
 from golden.train import TrainConfig, make_optimizer, seeded_model, train_epoch
@@ -102,7 +102,7 @@ def _warm_trainer(seed: int, warmup: int):
     config = golden_config(seed)
     model = seeded_model(config)
     optimizer = make_optimizer(model, config)
-    data = mnist(quick=False).train
+    data = splits(quick=False).train
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     setup = model, optimizer, data, order, config
     _trainer_steps(setup, 0, warmup)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from golden import theory
-from golden.data import DataError
+from golden.data import DATASETS, DataError
 from golden.experiments import (
     EXPERIMENTS,
     PROTOCOLS,
@@ -84,6 +84,7 @@ def build_parser() -> OneLineParser:
         help="fraction of training labels made wrong",
     )
     one.add_argument("--schedule", default="constant", help="constant or mi_decay")
+    one.add_argument("--dataset", default="mnist", help=", ".join(DATASETS))
 
     many = commands.add_parser(
         "sweep", help="run an experiment under a protocol; finished runs are skipped"
@@ -92,6 +93,11 @@ def build_parser() -> OneLineParser:
         "experiment", help=f"{', '.join(EXPERIMENTS)}, contenders (both rungs) or all"
     )
     many.add_argument("--protocol", default="book", help=", ".join(PROTOCOLS))
+    many.add_argument(
+        "--dataset",
+        default="mnist",
+        help=f"{', '.join(DATASETS)}: the protocol's data (default: mnist)",
+    )
     many.add_argument(
         "--workers",
         type=int,
@@ -144,7 +150,7 @@ def build_parser() -> OneLineParser:
 def run_train(args) -> None:
     import torch
 
-    from golden.data import mnist
+    from golden.data import splits
     from golden.experiments import THREADS_PER_RUN
     from golden.train import train
 
@@ -158,9 +164,10 @@ def run_train(args) -> None:
         optimizer=args.optimizer,
         label_noise=args.label_noise,
         schedule=args.schedule,
+        dataset=args.dataset,
     )
     torch.set_num_threads(THREADS_PER_RUN)  # the runner's: the numbers of its records
-    history = train(config, mnist())
+    history = train(config, splits(config.dataset))
     for epoch, loss in enumerate(history.train_loss, start=1):
         accuracies = ""
         if epoch <= len(history.val_acc):
@@ -181,7 +188,7 @@ def run_sweep(args) -> None:
     from golden import experiments, runner
     from golden.store import Store
 
-    proto = experiments.protocol(args.protocol)
+    proto = experiments.protocol(args.protocol, args.dataset)
     if args.lrs is not None or args.momenta is not None:
         if args.experiment != "grid":
             raise ExperimentError(

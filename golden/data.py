@@ -1,23 +1,25 @@
-"""MNIST held in memory as tensors, split as in the paper (54,000 / 6,000 / 10,000).
+"""MNIST, or Fashion-MNIST, held in memory as tensors, split as in the paper (54,000 /
+6,000 / 10,000).
 
 Two ways to hold out the 6,000 validation images: the book's one fixed random 10%
 (``fold`` -1), or fold k of the source's 10-fold cross-validation (stratified by class).
 Either may start from a stratified fraction of the training images (the source's 50%
 subset).
 
-The official ``.gz`` files are copied from a source folder (see :mod:`golden.settings`)
-into golden's own data folder after an md5 check. Each load hands links to them to
-``torchvision.datasets.MNIST(download=True)`` in a fresh folder of its own, where
-torchvision checks the md5 again (or downloads, where there is no source) and unpacks
-them; the folder is removed after reading. So no unpacked file or ``processed/*.pt``
-cache that lingers, and no other process's half-unpacked file, is ever read: the data
-are always the verified bytes.
+The ``.gz`` files are copied from a source folder (see :mod:`golden.settings`) into
+golden's own data folder after a checksum: the md5 that torchvision publishes for the
+official file, or, for a file repackaged with other gzip headers (Debian's
+Fashion-MNIST), a pinned md5 of its unpacked bytes. Each load unpacks the verified files
+into a fresh folder of its own, where torchvision's dataset class reads them (or, where
+there is no source, downloads and checks the official files); the folder is removed
+after reading. So no unpacked file or ``processed/*.pt`` cache that lingers, and no
+other process's half-unpacked file, is ever read: the data are always verified bytes.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import os
 import shutil
 import tempfile
 import zlib
@@ -26,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from torchvision.datasets import MNIST
+from torchvision.datasets import MNIST, FashionMNIST
 
 from golden import settings
 
@@ -44,6 +46,65 @@ NOISE_SEED_BASE = 2**31
 
 class DataError(RuntimeError):
     """Raised with one sentence that says what is wrong with the data and what to do."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set of MNIST's shape: its name in configurations, its title in headers,
+    the torchvision class that reads (or downloads) it and where its files come from."""
+
+    name: str
+    title: str
+    reader: type[MNIST]
+    source_variable: str  # the environment variable naming the source folder
+    # md5 of the unpacked bytes of files repackaged with other gzip headers
+    unpacked_md5: tuple[tuple[str, str], ...] = ()
+    get_it: str = ""  # what to do when the files are missing
+
+    def accepts(self, path: Path, name: str, expected: str) -> bool:
+        """True if ``path`` is the official ``name`` (its md5) or a repackaged copy of
+        it (the md5 of its unpacked bytes)."""
+        try:
+            if path.is_file() and md5(path) == expected:
+                return True
+            unpacked = dict(self.unpacked_md5).get(name)
+            return unpacked is not None and md5_unpacked(path) == unpacked
+        except (OSError, EOFError, zlib.error):
+            return False
+
+
+MNIST_DATA = Dataset(
+    "mnist",
+    "MNIST",
+    MNIST,
+    "GOLDEN_MNIST_SOURCE",
+    get_it="put the four official MNIST .gz files there",
+)
+# Debian's dataset-fashion-mnist ships the official files with rewritten gzip headers,
+# so their .gz md5s differ from the published ones; the unpacked bytes are pinned here.
+FASHION_MNIST = Dataset(
+    "fashion-mnist",
+    "Fashion-MNIST",
+    FashionMNIST,
+    "GOLDEN_FASHION_MNIST_SOURCE",
+    unpacked_md5=(
+        ("train-images-idx3-ubyte.gz", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+        ("train-labels-idx1-ubyte.gz", "9018921c3c673c538a1fc5bad174d6f9"),
+        ("t10k-images-idx3-ubyte.gz", "8181f5470baa50b63fa0f6fddb340f0a"),
+        ("t10k-labels-idx1-ubyte.gz", "15d484375f8d13e6eb1aabb0c3f46965"),
+    ),
+    get_it="install Debian's package dataset-fashion-mnist (apt-get install "
+    "dataset-fashion-mnist), or put the four official Fashion-MNIST .gz files there",
+)
+DATASETS = {data.name: data for data in (MNIST_DATA, FASHION_MNIST)}
+
+
+def dataset(name: str) -> Dataset:
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}"
+        )
+    return DATASETS[name]
 
 
 @dataclass(frozen=True)
@@ -71,18 +132,20 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _find_source_file(source: Path, name: str) -> Path | None:
-    for folder in (source, source / "MNIST" / "raw", source / "raw"):
+def md5_unpacked(path: Path) -> str:
+    """The md5 of a ``.gz`` file's unpacked bytes, read in chunks."""
+    digest = hashlib.md5()
+    with gzip.open(path, "rb") as packed:
+        while chunk := packed.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _find_source_file(source: Path, name: str, folder_name: str) -> Path | None:
+    for folder in (source, source / folder_name / "raw", source / "raw"):
         if (folder / name).is_file():
             return folder / name
     return None
-
-
-def _has_md5(path: Path, expected: str) -> bool:
-    try:
-        return path.is_file() and md5(path) == expected
-    except OSError:
-        return False
 
 
 def _unwritable(folder: Path, error: OSError) -> DataError:
@@ -93,31 +156,30 @@ def _unwritable(folder: Path, error: OSError) -> DataError:
 
 
 def stage_raw_files(
-    source: Path | None, root: Path, dataset: type[MNIST] = MNIST
+    source: Path | None, root: Path, data: Dataset = MNIST_DATA
 ) -> Path:
-    """Copy the ``.gz`` files from ``source`` into ``root/MNIST/raw`` after checking
-    their md5 (without a source, torchvision downloads them later); the folder that
-    holds them.
+    """Copy the ``.gz`` files from ``source`` into ``root/<reader>/raw`` after checking
+    them (without a source, torchvision downloads them later); the folder that holds
+    them.
 
-    Files already staged with the right checksum are kept; the source is only read.
+    Files already staged and verified are kept; the source is only read.
     """
-    raw = root / dataset.__name__ / "raw"
+    raw = root / data.reader.__name__ / "raw"
     try:
         raw.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise _unwritable(raw, error) from None
-    for name, expected in dataset.resources:
+    for name, expected in data.reader.resources:
         target = raw / name
-        if _has_md5(target, expected):
+        if data.accepts(target, name, expected):
             continue
         if source is None:
             continue  # torchvision downloads it, and checks its md5
-        found = _find_source_file(source, name)
+        found = _find_source_file(source, name, data.reader.__name__)
         if found is None:
             raise DataError(
-                f"{name} is missing from {source}: put the four official MNIST .gz "
-                "files there, "
-                "or point GOLDEN_MNIST_SOURCE at the folder that holds them."
+                f"{name} is missing from {source}: {data.get_it}, "
+                f"or point {data.source_variable} at the folder that holds them."
             )
         try:
             actual = md5(found)
@@ -126,10 +188,11 @@ def stage_raw_files(
                 f"cannot read {found} ({error.strerror}): fix its permissions or "
                 "replace it."
             ) from None
-        if actual != expected:
+        if not data.accepts(found, name, expected):
             raise DataError(
-                f"{found} has md5 {actual}, expected {expected}: replace it with the "
-                "official MNIST file."
+                f"{found} has md5 {actual}, expected {expected}"
+                f"{' (or a pinned md5 of its unpacked bytes)' * bool(data.unpacked_md5)}"
+                f": replace it with the official {data.title} file."
             )
         try:
             shutil.copyfile(found, target)
@@ -139,44 +202,48 @@ def stage_raw_files(
 
 
 def load_raw(
-    source: Path | None = None, root: Path | None = None, dataset: type[MNIST] = MNIST
+    source: Path | None = None, root: Path | None = None, data: Dataset = MNIST_DATA
 ) -> tuple[Split, Split]:
     """The 60,000 training and 10,000 test images as uint8 tensors wrapped in Splits,
-    read by torchvision from the md5-verified ``.gz`` files, unpacked afresh (see the
+    read by torchvision from the verified ``.gz`` files, unpacked afresh (see the
     module's doc)."""
-    source = settings.mnist_source() if source is None else source
+    source = settings.data_source(data.source_variable) if source is None else source
     root = settings.data_home() if root is None else root
-    raw = stage_raw_files(source, root, dataset)
+    raw = stage_raw_files(source, root, data)
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
     except OSError as error:
         raise _unwritable(root, error) from None
     try:
-        (scratch / dataset.__name__ / "raw").mkdir(parents=True)
+        unpacked = scratch / data.reader.__name__ / "raw"
+        unpacked.mkdir(parents=True)
         for staged in raw.glob("*.gz"):
-            os.link(staged, scratch / dataset.__name__ / "raw" / staged.name)
+            with gzip.open(staged, "rb") as packed:
+                (unpacked / staged.stem).write_bytes(packed.read())
         sets = [
-            dataset(str(scratch), train=train, download=True) for train in (True, False)
+            data.reader(str(scratch), train=train, download=True)
+            for train in (True, False)
         ]
     except (RuntimeError, OSError, ValueError, EOFError, zlib.error) as error:
         raise DataError(
-            f"MNIST could not be read from {raw} ({' '.join(str(error).split())}): set "
-            "GOLDEN_MNIST_SOURCE to a folder with the official MNIST .gz files, or "
-            "retry with "
+            f"{data.title} could not be read from {raw} "
+            f"({' '.join(str(error).split())}): set {data.source_variable} to a folder "
+            f"with the official {data.title} .gz files ({data.get_it}), or retry with "
             "internet access."
         ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return tuple(checked(Split(part.data, part.targets), raw) for part in sets)
+    return tuple(checked(Split(part.data, part.targets), raw, data) for part in sets)
 
 
-def checked(part: Split, raw: Path) -> Split:
-    """``part`` if it has as many labels as images and every label is a digit."""
+def checked(part: Split, raw: Path, data: Dataset = MNIST_DATA) -> Split:
+    """``part`` if it has as many labels as images and every label is one of the ten
+    classes."""
     if len(part.images) != len(part.labels) or int(part.labels.max()) >= CLASSES:
         raise DataError(
             f"{raw} holds {len(part.images)} images, {len(part.labels)} labels, the "
-            f"largest {int(part.labels.max())}: replace them with the official MNIST "
-            "files."
+            f"largest {int(part.labels.max())}: replace them with the official "
+            f"{data.title} files."
         )
     return part
 
@@ -277,10 +344,13 @@ def with_label_noise(part: Split, fraction: float, seed: int) -> Split:
 
 
 @lru_cache(maxsize=2)
-def mnist(
-    quick: bool | None = None, fold: int = -1, fraction: float = 1.0
+def splits(
+    name: str = "mnist",
+    quick: bool | None = None,
+    fold: int = -1,
+    fraction: float = 1.0,
 ) -> MnistSplits:
-    """The book's MNIST splits (cached per process); quick mode keeps small fixed
-    subsets."""
+    """The book's splits of data set ``name`` (cached per process); quick mode keeps
+    small fixed subsets."""
     quick = settings.quick_mode() if quick is None else quick
-    return split(*load_raw(), quick=quick, fold=fold, fraction=fraction)
+    return split(*load_raw(data=dataset(name)), quick=quick, fold=fold, fraction=fraction)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from golden import theory
-from golden.data import mnist
+from golden.data import splits
 from golden.protocols import (
     PROTOCOLS,
     THREADS_PER_RUN,
@@ -88,6 +88,7 @@ class Experiment:
                     "model": proto.model,
                     "batch_size": proto.batch_size,
                     "data_fraction": proto.data_fraction,
+                    "dataset": proto.dataset,
                     **variant,
                 },
                 epochs=self.epochs(proto),
@@ -201,7 +202,7 @@ def load_records(experiment_name: str, proto: Protocol) -> list[dict]:
 
 
 def train_size(proto: Protocol) -> int:
-    return len(mnist(proto.quick_data, -1, proto.data_fraction).train)
+    return len(splits(proto.dataset, proto.quick_data, -1, proto.data_fraction).train)
 
 
 # Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Iterable
 
-from golden.data import FOLDS
+from golden.data import DATASETS, FOLDS
 
 # one thread per run, one run per core: fastest here, and bitwise repeatable
 THREADS_PER_RUN = 1
@@ -42,6 +42,7 @@ class Protocol:
     # replicate k trains on fold k (seed k), not the fixed split
     cross_validation: bool = False
     data_fraction: float = 1.0  # a stratified fraction of the training images
+    dataset: str = "mnist"  # a name of golden.data.DATASETS
 
     def digest(self) -> str:
         """Eight hex digits of the hash of every field: a changed field gives a new
@@ -56,6 +57,12 @@ class Protocol:
             :8
         ]
 
+    def folder_name(self) -> str:
+        """``book-b17398cc``: the name and digest, with the data set when it is not
+        MNIST (``book-fashion-mnist-...``), so that a reader of the folder sees it."""
+        dataset = [self.dataset] if self.dataset != "mnist" else []
+        return "-".join([self.name, *dataset, self.digest()])
+
     def describe(self) -> str:
         """The protocol's defaults in lines of at most 88 characters; what one
         experiment ran is :func:`golden.report.header`'s to say."""
@@ -67,8 +74,12 @@ class Protocol:
         )
 
     def data_line(self) -> str:
+        title = DATASETS[self.dataset].title
         if self.quick_data:
-            return "quick subsets (2,048 train / 512 val / 1,000 test)"
+            return (
+                f"{title + ' ' if self.dataset != 'mnist' else ''}quick subsets "
+                "(2,048 train / 512 val / 1,000 test)"
+            )
         kept = round(TRAIN_IMAGES * self.data_fraction)
         subset = (
             f" of a stratified {self.data_fraction:.0%} subset"
@@ -76,7 +87,7 @@ class Protocol:
             else ""
         )
         return (
-            f"MNIST{subset}, {kept - kept // FOLDS:,} train / "
+            f"{title}{subset}, {kept - kept // FOLDS:,} train / "
             f"{kept // FOLDS:,} val / 10,000 test"
         )
 
@@ -101,7 +112,7 @@ def replicates_text(replicates: Iterable[int], folds: bool) -> str:
 
 
 TRAIN_IMAGES = 60_000
-LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0}
+LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0, "dataset": "mnist"}
 
 # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training
 # images and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per
@@ -129,9 +140,14 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def protocol(name: str) -> Protocol:
+def protocol(name: str, dataset: str = "mnist") -> Protocol:
+    """The protocol ``name`` on data set ``dataset`` (MNIST unless told otherwise)."""
     if name not in PROTOCOLS:
         raise ExperimentError(
             f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}"
         )
-    return PROTOCOLS[name]
+    if dataset not in DATASETS:
+        raise ExperimentError(
+            f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}"
+        )
+    return replace(PROTOCOLS[name], dataset=dataset)

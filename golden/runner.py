@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from golden import settings
-from golden.data import mnist
+from golden.data import splits
 from golden.experiments import experiment
 from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
 from golden.store import Store, run_id
@@ -49,7 +49,7 @@ def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> d
     """Train one configuration with the runner's thread setting; the history as a plain
     dict."""
     torch.set_num_threads(THREADS_PER_RUN)
-    data = mnist(quick_data, config.fold, config.data_fraction)
+    data = splits(config.dataset, quick_data, config.fold, config.data_fraction)
     checkpoint = checkpoint_path(config, quick_data) if continues else None
     return train(config, data, progress=False, checkpoint=checkpoint).as_dict()
 
@@ -191,7 +191,7 @@ def plan(
     exp = experiment(experiment_name)
     configs = exp.configs(proto)
     todo = store.pending(configs, store.folder(experiment_name, proto))
-    data = mnist(proto.quick_data, -1, proto.data_fraction)
+    data = splits(proto.dataset, proto.quick_data, -1, proto.data_fraction)
     epoch_s = (len(data.train) + EVAL_COST * (len(data.val) + len(data.test))) / rate
     epochs = sum(config.epochs for config in todo)
     hours = epochs * epoch_s / 3600

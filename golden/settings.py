@@ -6,6 +6,8 @@ Environment variables (documented in README.md):
   run.
 * ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files (either
   directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
+* ``GOLDEN_FASHION_MNIST_SOURCE``  the same for Fashion-MNIST (or under
+  ``FashionMNIST/raw/``); default: where Debian's ``dataset-fashion-mnist`` puts them.
 * ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied;
   default: ``~/.cache/golden``.
 * ``GOLDEN_RESULTS``  where experiment results are stored; default: ``results/``.
@@ -51,14 +53,22 @@ def mode_name() -> str:
     return "quick" if quick_mode() else "full"
 
 
-def mnist_source() -> Path | None:
-    """The folder to copy the MNIST files from, or None to let torchvision download
-    them."""
-    explicit = _folder("GOLDEN_MNIST_SOURCE")
+# Where each data set's files are found when its variable is unset: MNIST beside the
+# repository (this project's machines), Fashion-MNIST where Debian's package puts it.
+DEFAULT_SOURCES = {
+    "GOLDEN_MNIST_SOURCE": REPO_ROOT.parent / "shared" / "data",
+    "GOLDEN_FASHION_MNIST_SOURCE": Path("/usr/share/datasets/fashion-mnist"),
+}
+
+
+def data_source(variable: str) -> Path | None:
+    """The folder to copy a data set's files from (named by ``variable``, else its
+    default folder where that exists), or None to let torchvision download them."""
+    explicit = _folder(variable)
     if explicit is not None:
         return explicit
-    shared = REPO_ROOT.parent / "shared" / "data"
-    return shared if shared.is_dir() else None
+    default = DEFAULT_SOURCES[variable]
+    return default if default.is_dir() else None
 
 
 def data_home() -> Path:

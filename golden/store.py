@@ -37,6 +37,7 @@ TAGS = {
     "probe_every": "probe{}",
     "data_fraction": "frac{}",
     "fold": "f{}",
+    "dataset": "{}",
 }
 
 
@@ -124,7 +125,7 @@ class Store:
         return cls(settings.results_dir())
 
     def folder(self, experiment_name: str, proto: Protocol) -> Path:
-        return self.root / experiment_name / f"{proto.name}-{proto.digest()}"
+        return self.root / experiment_name / proto.folder_name()
 
     def path(self, folder: Path, config: TrainConfig) -> Path:
         return folder / f"{run_id(config)}.json"
@@ -211,7 +212,7 @@ class Store:
         if (
             path.name != f"{run_id(config)}.json"
             or path.parent.parent.name != payload["experiment"]
-            or path.parent.name != f"{proto.name}-{proto.digest()}"
+            or path.parent.name != proto.folder_name()
         ):
             return None
         return record

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from golden import diagnostics
-from golden.data import FOLDS, NOISE_SEED_BASE, MnistSplits, Split, with_label_noise
+from golden.data import (
+    DATASETS,
+    FOLDS,
+    NOISE_SEED_BASE,
+    MnistSplits,
+    Split,
+    with_label_noise,
+)
 from golden.models import MODELS, build_model
 
 EVAL_BATCH = 2000
@@ -67,6 +74,7 @@ class TrainConfig:
     fold: int = -1
     # train on a stratified fraction of the 60,000 images (the source's 50%)
     data_fraction: float = 1.0
+    dataset: str = "mnist"  # or "fashion-mnist": golden.data.DATASETS
 
     def __post_init__(self):
         if not (
@@ -129,6 +137,11 @@ class TrainConfig:
         ):
             raise ConfigError(
                 f"data fraction must lie in (0, 1], got {self.data_fraction!r}"
+            )
+        if self.dataset not in DATASETS:
+            raise ConfigError(
+                f"unknown dataset {self.dataset!r}: choose one of "
+                f"{', '.join(DATASETS)}"
             )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 
 from golden import experiments, plots, report, settings, theory
-from golden.data import MnistSplits, mnist
+from golden.data import MnistSplits, splits
 from golden.results import Run
 from golden.train import TrainConfig, train
 
@@ -107,7 +107,7 @@ def short_training(
 ) -> ShortTraining:
     """Train the golden and the common pair from ``seed`` (default epochs: 5, or 1 in
     quick mode) on ``data`` (default: the mode's MNIST split)."""
-    data = data or mnist()
+    data = data or splits()
     epochs = epochs or (QUICK_EPOCHS if settings.quick_mode() else FULL_EPOCHS)
     runs = {
         name: Run.from_record(
