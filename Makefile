@@ -9,6 +9,8 @@ PY       := $(VENV)/bin/python
 JB       := $(VENV)/bin/jupyter-book
 STAMP    := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+# Fashion-MNIST's four official files, from Debian's dataset-fashion-mnist (MIT, Zalando SE)
+FASHION  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 MATHJAX_VERSION := 3.2.2
 MATHJAX_SRC := node_modules/mathjax/es5/tex-chtml.js
 MATHJAX  := _vendor/mathjax/tex-chtml.js
@@ -25,7 +27,7 @@ help:
 	@echo "make pdf        build the book as make book does, then print it to _build/pdf/book.pdf (offline)"
 	@echo "make lab        JupyterLab on 127.0.0.1, the chapters (.md) open as notebooks"
 	@echo "make reproduce  run the book's experiment protocol (python -m golden sweep all --protocol book)"
-	@echo "make setup      only install: .venv, MathJax, Chromium"
+	@echo "make setup      only install: .venv, MathJax, Chromium, Fashion-MNIST"
 	@echo "make clean      remove _build and the MathJax copy in _vendor"
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -53,14 +55,18 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium \
 	  || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 
-setup: $(STAMP) $(MATHJAX) $(CHROMIUM)
+$(FASHION):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y dataset-fashion-mnist \
+	  || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y dataset-fashion-mnist; }
+
+setup: $(STAMP) $(MATHJAX) $(CHROMIUM) $(FASHION)
 
 # --- the book ---------------------------------------------------------------------------------
-book: $(STAMP) $(MATHJAX)
+book: $(STAMP) $(MATHJAX) $(FASHION)
 	$(JB) build .
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(MATHJAX) $(CHROMIUM)
+test: $(STAMP) $(MATHJAX) $(CHROMIUM) $(FASHION)
 	export GOLDEN_QUICK=1 CHROMIUM="$(CHROMIUM)"; $(PY) -m pytest tests/
 
 lint: $(STAMP)
@@ -93,7 +99,7 @@ PDF := _build/pdf/book.pdf
 pdf: book $(CHROMIUM)
 	$(PY) tools/book_pdf.py _build $(PDF)
 
-reproduce: $(STAMP)
+reproduce: $(STAMP) $(FASHION)
 	$(PY) -m golden sweep all --protocol book
 
 clean:

@@ -306,7 +306,7 @@ def complete_runs(experiment_name: str, proto: Protocol) -> list[dict] | None:
 
 
 def stored_or_quick(
-    experiment_name: str, preferred: str = "book"
+    experiment_name: str, preferred: str = "book", dataset: str = "mnist"
 ) -> tuple[Protocol, list[dict], bool]:
     """The complete stored runs under ``preferred``, else the ``quick`` protocol's (run
     now if missing).
@@ -317,7 +317,7 @@ def stored_or_quick(
     book's.
     """
     for name in (preferred, "quick"):
-        proto = protocol(name)
+        proto = protocol(name, dataset)
         runs = complete_runs(experiment_name, proto)
         if runs is not None:
             return proto, runs, name != preferred

@@ -29,6 +29,7 @@ FIGURE_MODULES = (
     "golden.studies.mse",
     "golden.studies.noise",
     "golden.studies.mutual_info",
+    "golden.studies.fashion",
 )
 
 

@@ -57,6 +57,11 @@ class Protocol:
             :8
         ]
 
+    @property
+    def title(self) -> str:
+        """The data set's name as the book prints it: MNIST, Fashion-MNIST."""
+        return DATASETS[self.dataset].title
+
     def folder_name(self) -> str:
         """``book-b17398cc``: the name and digest, with the data set when it is not
         MNIST (``book-fashion-mnist-...``), so that a reader of the folder sees it."""
@@ -74,10 +79,9 @@ class Protocol:
         )
 
     def data_line(self) -> str:
-        title = DATASETS[self.dataset].title
         if self.quick_data:
             return (
-                f"{title + ' ' if self.dataset != 'mnist' else ''}quick subsets "
+                f"{self.title + ' ' if self.dataset != 'mnist' else ''}quick subsets "
                 "(2,048 train / 512 val / 1,000 test)"
             )
         kept = round(TRAIN_IMAGES * self.data_fraction)
@@ -87,7 +91,7 @@ class Protocol:
             else ""
         )
         return (
-            f"{title}{subset}, {kept - kept // FOLDS:,} train / "
+            f"{self.title}{subset}, {kept - kept // FOLDS:,} train / "
             f"{kept // FOLDS:,} val / 10,000 test"
         )
 

@@ -49,8 +49,13 @@ class Study:
         return results_note(self.proto, self.fell_back)
 
     def stamp(self, extra: str = "") -> str:
-        """The protocol note written under this study's figures."""
-        note = f"{self.experiment}, protocol {self.proto.name} [{self.proto.digest()}]"
+        """The protocol note written under this study's figures, with the data set
+        when it is not MNIST."""
+        data = f" on {self.proto.title}" if self.proto.dataset != "mnist" else ""
+        note = (
+            f"{self.experiment}{data}, protocol {self.proto.name} "
+            f"[{self.proto.digest()}]"
+        )
         return note + (f", {extra}" if extra else "")
 
 
@@ -58,11 +63,14 @@ def load(
     experiment_name: str,
     preferred: str = "book",
     enrich: Callable[[dict], dict] | None = None,
+    dataset: str = "mnist",
 ) -> Study:
-    """The complete stored runs of an experiment, else the quick protocol's (see
-    :func:`golden.experiments.stored_or_quick`); ``enrich`` adds measures a study
-    derives from each record before it is typed."""
-    proto, records, fell_back = experiments.stored_or_quick(experiment_name, preferred)
+    """The complete stored runs of an experiment on ``dataset``, else the quick
+    protocol's (see :func:`golden.experiments.stored_or_quick`); ``enrich`` adds
+    measures a study derives from each record before it is typed."""
+    proto, records, fell_back = experiments.stored_or_quick(
+        experiment_name, preferred, dataset
+    )
     if enrich is not None:
         records = [enrich(record) for record in records]
     return Study(experiment_name, proto, tuple(runs_of(records)), fell_back)

@@ -205,16 +205,15 @@ def missed_text(grid_runs: Runs, rung1_runs: Runs) -> str:
     )
 
 
-def rank_figure(grid_runs: Runs, rung1_runs: Runs, rung2_runs: Runs) -> plt.Figure:
-    """How the ranks of the rung-1 pairs move from 2 to 10 to 30 epochs (by mean
-    validation accuracy, the rule's criterion); a pair cut after 10 epochs ends
-    there."""
-    stages_runs = [runs_of(runs) for runs in (grid_runs, rung1_runs, rung2_runs)]
+def rank_figure(grid_runs: Runs, *rung_runs: Runs) -> plt.Figure:
+    """How the ranks of the rung-1 pairs move from the grid through each rung (2, 10,
+    30 epochs under ``book``; by mean validation accuracy, the rule's criterion); a pair
+    cut after a rung ends there."""
+    stages_runs = [runs_of(runs) for runs in (grid_runs, *rung_runs)]
     rung1 = pair_results(stages_runs[1])
     stages = [
         ranks({p: g for p, g in pair_results(stages_runs[0]).items() if p in rung1}),
-        ranks(rung1),
-        ranks(pair_results(stages_runs[2])),
+        *(ranks(pair_results(runs)) for runs in stages_runs[1:]),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for pair in rung1:
@@ -234,8 +233,8 @@ def rank_figure(grid_runs: Runs, rung1_runs: Runs, rung2_runs: Runs) -> plt.Figu
             color=style["color"],
         )
     epochs = [max(run.config.epochs for run in runs) for runs in stages_runs]
-    ax.set_xticks(range(3), [f"{e} epochs" for e in epochs])
-    ax.set_xlim(-0.2, 2.9)
+    ax.set_xticks(range(len(stages)), [f"{e} epochs" for e in epochs])
+    ax.set_xlim(-0.2, len(stages) - 0.1)
     ax.set_ylim(len(rung1) + 0.5, 0.5)
     ax.set_ylabel("rank by mean validation accuracy")
     ax.grid(axis="x", visible=False)
