@@ -55,7 +55,7 @@ def _mean(group: Group, metric: str = "test_acc") -> float:
     return group.estimate(metric).mean if group.learned else -1.0
 
 
-def test_ranks(groups: dict[Pair, Group]) -> dict[Pair, int]:
+def ranks_by_test(groups: dict[Pair, Group]) -> dict[Pair, int]:
     """Rank of every pair by mean final test accuracy, ties shared; a pair without a
     learned run ranks last."""
     return results.tied_ranks({pair: _mean(g) for pair, g in groups.items()})
@@ -83,7 +83,7 @@ class Verdict:
     @property
     def ranks(self) -> dict[Pair, int]:
         """Rank by mean test accuracy; equal means share a rank."""
-        return test_ranks({group.key: group for group in self.ranking})
+        return ranks_by_test({group.key: group for group in self.ranking})
 
     @property
     def golden_rank(self) -> int | None:
@@ -175,7 +175,7 @@ def verdict(runs: Runs) -> Verdict:
     runs = runs_of(runs)
     groups = pair_results(runs)
     epochs = max((run.config.epochs for run in runs), default=0)
-    ranks = test_ranks(groups)
+    ranks = ranks_by_test(groups)
     ranking = sorted(groups.values(), key=lambda g: (ranks[g.key], g.key))
     golden = groups.get(GOLDEN_PAIR)
     if golden is None or len(golden.learned) < 2:
