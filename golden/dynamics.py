@@ -446,8 +446,39 @@ def _least_squares(design: np.ndarray, y: np.ndarray) -> dict:
             "r2_loo": 1 - float(loo @ loo) / total, "parameters": design.shape[1]}
 
 
+LOGIT_FLOOR = 0.5e-4
+"""Accuracies are clipped to [floor, 1 - floor] before the logit (half a test image in
+10,000), so a run at exactly 0 or 1 has a finite logit."""
+LINKS = ("identity", "logit")
+
+
+def _link(y: np.ndarray, link: str) -> tuple[np.ndarray, Callable]:
+    """The fitted target and the map back to accuracy: identity, or the logit, whose
+    inverse keeps every fitted value inside (0, 1)."""
+    if link == "identity":
+        return y, lambda v: v
+    if link == "logit":
+        clipped = np.clip(y, LOGIT_FLOOR, 1 - LOGIT_FLOOR)
+        return np.log(clipped / (1 - clipped)), lambda v: 1 / (1 + np.exp(-v))
+    raise ValueError(f"unknown link {link!r}: choose one of {', '.join(LINKS)}")
+
+
+def _on_accuracy(fit: dict, target: np.ndarray, y: np.ndarray, back) -> dict:
+    """In-sample and leave-one-out predictions, residuals and R^2 of a fit, mapped back
+    to accuracy (the identity link leaves them as they are)."""
+    fitted = back(target - fit["residuals"])
+    loo_predicted = back(target - fit["loo_residuals"])
+    residuals, loo = y - fitted, y - loo_predicted
+    total = float(np.sum((y - y.mean()) ** 2))
+    return {"fitted": fitted, "loo_predicted": loo_predicted, "residuals": residuals,
+            "loo_residuals": loo, "rss": float(residuals @ residuals),
+            "r2": 1 - float(residuals @ residuals) / total,
+            "r2_loo": 1 - float(loo @ loo) / total}
+
+
 def predictive_measures(rows: Sequence[dict],
-                        named: dict[str, tuple[float, float]] | None = None) -> dict:
+                        named: dict[str, tuple[float, float]] | None = None,
+                        link: str = "identity") -> dict:
     """How well eta / (1 - alpha) alone predicts mean test accuracy over the pairs with
     no diverged seed.
 
@@ -462,6 +493,11 @@ def predictive_measures(rows: Sequence[dict],
     * for each ``named`` pair, its leave-one-out residual from the spline (fitted
       without it), also in units of the spline's residual standard deviation (above the
       curve is positive).
+
+    With ``link="logit"`` both models are fitted to the logit of the accuracy (and the
+    F-test is made there), so the curve cannot leave (0, 1); R^2, residuals and the
+    curve are then mapped back to accuracy. ``points`` gives each pair's step,
+    accuracy, fitted value and leave-one-out residual, in accuracy.
     """
     from scipy import stats as scipy_stats  # here, not at import: it takes a while
 
@@ -475,36 +511,43 @@ def predictive_measures(rows: Sequence[dict],
     steps = np.array([p["step"] for p in points])
     momenta = np.array([p["alpha"] for p in points])
     y = np.array([p["acc"] for p in points])
+    target, back = _link(y, link)
     u_raw = np.log10(steps)
     centre = u_raw.mean()
     u = u_raw - centre
     knots = np.quantile(u, KNOT_QUANTILES)
-    alone = _least_squares(_design(u, knots), y)
-    both = _least_squares(_design(u, knots, momenta), y)
+    alone = _least_squares(_design(u, knots), target)
+    both = _least_squares(_design(u, knots, momenta), target)
     extra = both["parameters"] - alone["parameters"]
     residual_freedom = n - both["parameters"]
     f_stat = ((alone["rss"] - both["rss"]) / extra) / (both["rss"] / residual_freedom)
     f_p = float(scipy_stats.f.sf(f_stat, extra, residual_freedom))
     rho, rho_p = scipy_stats.spearmanr(steps, y)
-    sigma = math.sqrt(alone["rss"] / (n - alone["parameters"]))
+    alone_acc = _on_accuracy(alone, target, y, back)
+    both_acc = _on_accuracy(both, target, y, back)
+    sigma = math.sqrt(alone_acc["rss"] / (n - alone["parameters"]))
     grid_u = np.linspace(u.min(), u.max(), 400)
-    curve = _design(grid_u, knots) @ alone["coefficients"]
+    curve = back(_design(grid_u, knots) @ alone["coefficients"])
     index = {p["pair"]: i for i, p in enumerate(points)}
     pairs = {}
     for name, pair in (named or {}).items():
         if pair in index:
             i = index[pair]
-            residual = alone["loo_residuals"][i]
+            residual = alone_acc["loo_residuals"][i]
             pairs[name] = {"pair": pair, "step": float(steps[i]), "acc": float(y[i]),
-                           "predicted": float(y[i] - residual),
+                           "predicted": float(alone_acc["loo_predicted"][i]),
                            "residual": float(residual), "z": float(residual / sigma)}
     return {
-        "n": n, "excluded": len(rows) - n,
+        "n": n, "excluded": len(rows) - n, "link": link,
         "spearman": float(rho), "spearman_p": float(rho_p),
-        "r2_step": alone["r2"], "r2_step_loo": alone["r2_loo"],
-        "r2_both": both["r2"], "r2_both_loo": both["r2_loo"],
+        "r2_step": alone_acc["r2"], "r2_step_loo": alone_acc["r2_loo"],
+        "r2_both": both_acc["r2"], "r2_both_loo": both_acc["r2_loo"],
         "parameters_step": alone["parameters"], "parameters_both": both["parameters"],
         "f": float(f_stat), "f_p": f_p, "sigma": sigma,
         "curve_steps": 10 ** (grid_u + centre), "curve_acc": curve,
         "peak_step": float(10 ** (grid_u[np.argmax(curve)] + centre)), "named": pairs,
+        "points": [{"pair": p["pair"], "step": float(steps[i]), "acc": float(y[i]),
+                    "fitted": float(alone_acc["fitted"][i]),
+                    "loo_residual": float(alone_acc["loo_residuals"][i])}
+                   for i, p in enumerate(points)],
     }

@@ -19,6 +19,7 @@ from golden.train import TrainConfig
 
 LEARNED = 2 / CLASSES  # a finished run below twice chance accuracy did not learn
 FAMILY_ALPHA = 0.05  # family-wise error rate of every family of comparisons in the book
+TIE = 1e-9  # means closer than this are equal (accuracies are multiples of 1e-4)
 _CONFIG_FIELDS = {f.name for f in fields(TrainConfig)}
 
 
@@ -239,3 +240,16 @@ def family(comparisons: Iterable[Comparison | None]) -> list[Comparison]:
         Comparison(c.a, c.b, c.replicates, c.diff, c.p_value, adjusted[i])
         for i, c in enumerate(tested)
     ]
+
+
+def tied_ranks(values: dict[Hashable, float], tie: float = TIE) -> dict[Hashable, int]:
+    """Competition ranks, highest value first: values within ``tie`` of the one ranked
+    just above share its rank, and the next rank skips (1, 1, 3). A mean of three
+    accuracies is a float, so two exactly tied means can differ in their last bit."""
+    ordered = sorted(values.items(), key=lambda item: -item[1])
+    ranks: dict[Hashable, int] = {}
+    for i, (key, value) in enumerate(ordered):
+        above = ordered[i - 1] if i else None
+        tied = above is not None and above[1] - value <= tie
+        ranks[key] = ranks[above[0]] if tied else i + 1
+    return ranks

@@ -9,7 +9,7 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from golden import stats
+from golden import results, stats
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.protocols import protocol
 from golden.studies import contenders
@@ -185,7 +185,10 @@ def test_table_has_a_row_per_pair_with_its_comparison():
         runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991]})
     )
     lines = contenders.table(found).splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| 1 | 0.016 | 0.874 | 0.9920 ± ")
+    assert lines[0].startswith("| rank (test) | rank (validation) | η | α |")
+    assert len(lines) == 4 and lines[2].startswith(
+        "| 1 | 1 | 0.016 | 0.874 | 0.9920 ± "
+    )
     assert lines[2].endswith("| 3 | — | — | — |") and "| +0.0017 ± " in lines[3]
     assert all(len(line) <= 88 for line in lines[2:])
 
@@ -248,3 +251,149 @@ def test_the_header_names_both_rungs_within_the_page_width():
     text = contenders.header(protocol("book"), rung1, rung2)
     assert "rung 1: 2 pairs" in text and "rung 2: 2 pairs" in text
     assert all(len(line) <= 88 for line in text.splitlines())
+
+
+# --- ties ----------------------------------------------------------------------------
+
+
+def test_tied_ranks_share_a_rank_and_skip_the_next():
+    assert results.tied_ranks({"a": 0.99, "b": 0.98, "c": 0.99, "d": 0.97}) == {
+        "a": 1,
+        "c": 1,
+        "b": 3,
+        "d": 4,
+    }
+    # means of three accuracies that tie exactly can differ in their last bit
+    a, b = (0.9924 + 0.9929 + 0.9936) / 3, (0.9926 + 0.9924 + 0.9939) / 3
+    assert a != b and results.tied_ranks({"a": a, "b": b}) == {"a": 1, "b": 1}
+    assert results.tied_ranks({}) == {}
+
+
+def test_pairs_tied_ahead_of_golden_are_named_together_and_share_the_first_rank():
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.9927, 0.9927, 0.9930],
+                (0.016, 0.925): [0.9924, 0.9929, 0.9936],
+                COMMON_PAIR: [0.9926, 0.9924, 0.9939],
+                OTHER: [0.9892, 0.9887, 0.9912],
+            }
+        )
+    )
+    assert found.finding == "tied" and found.golden_rank == 3
+    assert found.ranks == {COMMON_PAIR: 1, (0.016, 0.925): 1, GOLDEN_PAIR: 3, OTHER: 4}
+    assert [g.key for g in found.ranking][:2] == [COMMON_PAIR, (0.016, 0.925)]
+    text = found.text()
+    assert (
+        f"{contenders.label(COMMON_PAIR)} and {contenders.label((0.016, 0.925))}, "
+        "tied at rank 1 with equal means, are ahead of it by 0.0002 ± " in text
+    )
+    assert "respectively (paired by fold, p = " in text and " and " in text
+    lines = contenders.table(found).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 1", "| 3", "| 4"]
+
+
+def test_golden_tied_for_first_is_first_and_says_with_whom():
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.9927, 0.9927, 0.9930],
+                COMMON_PAIR: [0.9930, 0.9927, 0.9927],
+                OTHER: [0.9892, 0.9887, 0.9912],
+            }
+        )
+    )
+    assert found.finding == "first" and found.golden_rank == 1
+    assert found.tied_with_golden == [COMMON_PAIR] and not found.ahead
+    text = found.text()
+    assert (
+        "ranks 1 of 3 by mean test accuracy, tied with "
+        f"{contenders.label(COMMON_PAIR)}" in text
+    )
+    assert "(equal means share a rank)" in text and "claim holds" in text
+
+
+def test_golden_tied_below_the_top_is_tied_with_that_pair():
+    found = verdict(
+        runs_of(
+            {
+                GOLDEN_PAIR: [0.990, 0.991, 0.992],
+                COMMON_PAIR: [0.992, 0.991, 0.990],
+                OTHER: [0.995, 0.996, 0.997],
+            }
+        )
+    )
+    assert found.golden_rank == 2 and found.tied_with_golden == [COMMON_PAIR]
+    assert [c.b for c in found.ahead] == [OTHER]
+    assert f"{contenders.label(OTHER)} is ahead by 0.0050" in found.text()
+
+
+def test_validation_ranks_in_the_table_are_the_figures_and_can_differ_from_test():
+    runs = [
+        fold_run(GOLDEN_PAIR, k, test, val)
+        for k, (test, val) in enumerate([(0.990, 0.995)] * 3)
+    ] + [fold_run(OTHER, k, 0.993, 0.991) for k in range(3)]
+    found = verdict(runs)
+    lines = contenders.table(found).splitlines()
+    assert lines[2].startswith("| 1 | 2 | 0.1 | 0.825 |")
+    assert lines[3].startswith("| 2 | 1 | 0.016 | 0.874 |")
+    fig = contenders.rank_figure(
+        [grid_run(pair, s, 0.9) for s in range(2) for pair in (GOLDEN_PAIR, OTHER)],
+        runs,
+        runs,
+    )
+    assert fig.axes[0].get_title() == contenders.RANK_TITLE
+    assert "validation" in contenders.RANK_TITLE and "test" in contenders.RANK_TITLE
+    plt.close(fig)
+
+
+# --- compute -------------------------------------------------------------------------
+
+
+def timed(run: dict, seconds: float) -> dict:
+    return {**run, "wall_time_s": seconds}
+
+
+def test_rung_hours_count_a_promoted_runs_first_epochs_once():
+    rung1 = [
+        timed(fold_run(p, k, 0.99, epochs=10), 600.0)
+        for p in (GOLDEN_PAIR, OTHER)
+        for k in range(3)
+    ]
+    rung2 = [timed(fold_run(GOLDEN_PAIR, k, 0.99), 1800.0) for k in range(3)]
+    # golden's 30-epoch times include its 10-epoch part; OTHER was not promoted
+    assert contenders.rung_hours(rung1, rung2) == pytest.approx(
+        (3 * 1800 + 3 * 600) / 3600
+    )
+    assert contenders.rung_hours(rung1, []) == pytest.approx(6 * 600 / 3600)
+    text = contenders.header(protocol("book"), rung1, rung2)
+    assert "compute: 2.0 core-hours, each epoch counted once" in text
+
+
+def test_seconds_per_epoch_and_the_full_grid_cost():
+    grid = [timed(grid_run(GOLDEN_PAIR, s, 0.9), 40.0) for s in range(3)]  # 20 s/epoch
+    rung = [timed(fold_run(OTHER, k, 0.99, epochs=10), 500.0) for k in range(2)]
+    assert contenders.seconds_per_epoch(grid) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="no trained epoch"):
+        contenders.seconds_per_epoch([])
+    cost = contenders.full_grid_cost({"grid": grid, "rung": rung}, protocol("book"))
+    assert (cost.runs, cost.epochs) == (600, 600 * 30)
+    assert cost.low == pytest.approx(18_000 * 20 / 3600)
+    assert cost.high == pytest.approx(18_000 * 50 / 3600)
+    lines = cost.text().splitlines()
+    assert lines[0] == "the full grid of protocol 'paper': 600 runs, 18,000 epochs"
+    assert (
+        lines[1]
+        == "  at 20.0 s an epoch (mean of the stored grid runs): 100 core-hours"
+    )
+    assert lines[-1] == "  estimate: 100 to 250 core-hours on this machine"
+    assert all(len(line) <= 88 for line in lines)
+
+
+def test_no_full_grid_estimate_from_runs_on_smaller_data():
+    grid = [timed(grid_run(GOLDEN_PAIR, s, 0.9), 4.0) for s in range(2)]
+    cost = contenders.full_grid_cost({"grid": grid}, protocol("quick"))
+    assert cost.timed_on == "quick"
+    assert cost.text().splitlines()[-1] == (
+        "  timed on protocol 'quick', whose data are smaller: no estimate"
+    )

@@ -381,3 +381,28 @@ def test_leave_one_out_residuals_equal_refits_without_each_point():
         assert fit["loo_residuals"][i] == pytest.approx(
             y[i] - design[i] @ coefficients, rel=1e-9
         )
+
+
+def test_a_logit_fit_stays_inside_zero_and_one():
+    """A curve whose identity spline overshoots 1 near a steep top: the logit fit's
+    curve and fitted values stay inside (0, 1), its residuals are in accuracy."""
+
+    def steep(pair):
+        u = math.log10(theory.effective_step(*pair))
+        return 0.1 + 0.8895 / (1 + math.exp(-12 * (u + 2))) - (0.3 if u > 0.15 else 0)
+
+    plain = dynamics.predictive_measures(_rows(steep))
+    logit = dynamics.predictive_measures(_rows(steep), {"golden": GOLDEN}, link="logit")
+    assert plain["link"] == "identity" and logit["link"] == "logit"
+    assert max(plain["curve_acc"]) > 1
+    assert 0 < min(logit["curve_acc"]) and max(logit["curve_acc"]) < 1
+    points = logit["points"]
+    assert len(points) == logit["n"] and all(0 < p["fitted"] < 1 for p in points)
+    golden = next(p for p in points if p["pair"] == GOLDEN)
+    assert logit["named"]["golden"]["residual"] == golden["loo_residual"]
+    assert golden["acc"] == pytest.approx(steep(GOLDEN))
+
+
+def test_an_unknown_link_is_refused():
+    with pytest.raises(ValueError, match="unknown link 'probit'"):
+        dynamics.predictive_measures(_rows(_curve), link="probit")

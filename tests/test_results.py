@@ -102,3 +102,49 @@ def test_a_paired_difference_is_the_mean_of_the_differences(values, shifts):
     comparison = results.compare(a, b)
     assert comparison.diff.mean == pytest.approx(-sum(shifts[:n]) / n, abs=1e-9)
     assert 0.0 <= comparison.p_value <= 1.0
+
+
+# --- the max-t test ------------------------------------------------------------------
+
+
+def test_max_t_against_a_brute_force_enumeration():
+    import itertools
+
+    from scipy import stats as scipy_stats
+
+    diffs = {"a": {0: 1.0, 1: 2.0, 2: 3.5}, "b": {0: -1.0, 1: 0.5, 2: 0.2}}
+    found = stats.max_t(diffs)
+    assert found["patterns"] == 8
+    maxima = []
+    for signs in itertools.product((1, -1), repeat=3):
+        maxima.append(
+            max(
+                scipy_stats.ttest_1samp(
+                    [s * v for s, v in zip(signs, d.values())], 0
+                ).statistic
+                for d in diffs.values()
+            )
+        )
+    assert sorted(found["maxima"]) == pytest.approx(sorted(maxima))
+    for key, d in diffs.items():
+        t = scipy_stats.ttest_1samp(list(d.values()), 0).statistic
+        assert found["observed"][key] == pytest.approx(t)
+        assert found["adjusted"][key] == sum(m >= t - 1e-12 for m in maxima) / 8
+    assert min(found["adjusted"].values()) >= 1 / 8  # the identity always counts
+
+
+def test_max_t_leaves_out_single_replicates_and_samples_many_patterns():
+    assert stats.max_t({"a": {0: 1.0}})["patterns"] == 0
+    found = stats.max_t({"a": {0: 1.0}, "b": {0: 1.0, 1: 1.0}})
+    assert set(found["adjusted"]) == {"b"}
+    assert found["observed"]["b"] == math.inf and found["adjusted"]["b"] == 1 / 4
+    many = {"a": {k: 1.0 + 0.1 * k for k in range(13)}}
+    found = stats.max_t(many)
+    assert found["patterns"] == stats.MAX_PATTERNS
+    assert stats.max_t(many)["maxima"] == found["maxima"]  # a fixed sample
+    assert 1 / stats.MAX_PATTERNS <= found["adjusted"]["a"] < 0.01
+
+
+def test_t_statistic_of_constant_values():
+    assert stats.t_statistic([0.0, 0.0]) == 0.0
+    assert stats.t_statistic([-1.0, -1.0]) == -math.inf

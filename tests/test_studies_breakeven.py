@@ -188,3 +188,111 @@ def test_curves_figure_has_four_panels_with_a_line_per_pair():
     assert fig.legends and len(fig.legends[0].get_texts()) == 8
     assert any("breakeven, protocol quick" in t.get_text() for t in fig.texts)
     plt.close(fig)
+
+
+# --- at matched training loss ---------------------------------------------------------
+
+
+def staged(pair, seed, end, at_loss, conditioning=(0.2, 0.2)) -> Run:
+    """A run whose probe-batch loss reaches 0.5 at its middle probe and stays there,
+    so it is matched at that probe: variance and sharpness are ``at_loss`` there and
+    ``end`` at the last probe; ``conditioning`` is (matched, end), with a little
+    jitter by seed."""
+    run = make_run(*pair, replicate=seed, test_acc=0.9, epochs=1, probe_every=56)
+    jitter = 1 + 0.01 * seed
+    probes = {"step": STEPS, "grad_variance": [1.0, at_loss * jitter, end * jitter],
+              "grad_conditioning": [0.2, conditioning[0] + 0.001 * seed,
+                                    conditioning[1] + 0.001 * seed],
+              "sharpness": [1.0, at_loss * jitter, end * jitter],
+              "probe_loss": [2.0, 0.5, 0.5]}
+    return dataclasses.replace(run, probes=probes)
+
+
+def staged_study(end, at_loss, conditioning=lambda step: (0.2, 0.2)) -> report.Study:
+    """Every pair and seed, ``end`` and ``at_loss`` functions of the effective step."""
+    return study_of([
+        staged(pair, seed, end(step), at_loss(step), conditioning(step))
+        for pair in PAIRS for seed in range(3)
+        for step in [breakeven.effective_step(pair)]])
+
+
+FALLS, RISES = (lambda step: 1 / (0.01 + step)), (lambda step: 1 + step)
+
+
+def test_match_level_is_the_highest_loss_every_run_reaches():
+    runs = [dataclasses.replace(smooth(GOLDEN, 0), probes={
+        **smooth(GOLDEN, 0).probes, "probe_loss": losses})
+        for losses in ([2.0, 1.0, 0.5], [2.0, 0.3, 0.4], [2.0, 0.8, 0.7])]
+    assert breakeven.match_level(runs) == 0.7
+    assert [breakeven.matched_probe(run, 0.7) for run in runs] == [2, 1, 2]
+
+
+def test_matched_trends_use_each_runs_matched_probe():
+    found = breakeven.matched(staged_study(FALLS, RISES))
+    assert found.level == 0.5 and found.steps == (56, 56)
+    assert found.losses == (0.5, 0.5)
+    assert found.trends["grad_variance"].direction == 1 and not found.noise_falls
+    lines = breakeven.matched_lines(found).splitlines()
+    assert lines == ["matched at probe-batch loss <= 0.500, the highest every run "
+                     "reaches;", "  matched probes at steps 56 to 56, losses 0.500 "
+                     "to 0.500"]
+    table = breakeven.matched_table(found).splitlines()
+    assert len(table) == 2 + 4
+    assert table[2].startswith("| gradient variance tr(C)/B | +")
+
+
+def test_a_fall_in_noise_that_does_not_survive_matching():
+    found = verdict(staged_study(FALLS, RISES))
+    assert found.noise_falls and not found.matched.noise_falls
+    text = found.text()
+    assert "These runs end the epoch at very different stages" in text
+    assert "Compared instead at matched training loss" in text
+    assert "the fall in gradient noise does not survive the matching" in text
+
+
+def test_a_fall_in_noise_that_only_matching_shows():
+    found = verdict(staged_study(RISES, FALLS))
+    assert not found.noise_falls and found.matched.noise_falls
+    assert "which the end of the epoch hid" in found.text()
+
+
+def test_noise_that_falls_neither_way():
+    found = verdict(staged_study(RISES, RISES))
+    assert "at matched loss too the gradient noise does not clearly fall" in (
+        found.text())
+
+
+def test_a_fall_that_survives_and_spread_in_both_or_only_at_matched_loss():
+    both = verdict(staged_study(FALLS, FALLS, lambda step: (1 / (1 + step),) * 2))
+    assert both.spread_improves and both.matched.spread_improves
+    text = both.text()
+    assert "the fall in gradient noise with the step survives the matching" in text
+    assert "and so does the better spread." in text
+    only = verdict(staged_study(FALLS, FALLS, lambda step: (1 / (1 + step), 0.2)))
+    assert not only.spread_improves and only.matched.spread_improves
+    assert "and the noise is better spread at matched loss." in only.text()
+    neither = verdict(staged_study(FALLS, FALLS))
+    assert "and the noise is not better spread." in neither.text()
+
+
+def test_without_probed_losses_the_runs_are_not_matched():
+    runs = [dataclasses.replace(run, probes={k: v for k, v in run.probes.items()
+                                             if k != "probe_loss"}) for run in full()]
+    found = verdict(study_of(runs))
+    assert found.matched is None
+    assert "Their records hold no loss at each probe" in found.text()
+    assert breakeven.matched_lines(None).startswith("no probe-batch loss")
+    assert breakeven.matched_table(None).startswith("The records hold no")
+    assert breakeven.matched(study_of(full()[:2])) is None  # too few runs
+
+
+def test_the_stages_and_the_golden_neighbours_accuracies_are_stated():
+    runs = [dataclasses.replace(run, metrics={**run.metrics, "test_acc": [acc]})
+            for run in full()
+            for acc in [0.8 + 0.1 * (breakeven.effective_step(run.pair) > 0.05)
+                        + (0.05 if run.pair == GOLDEN else 0)]]
+    found = verdict(study_of(runs))
+    assert found.stages == pytest.approx((0.8, 0.95))
+    text = found.text()
+    assert "(mean test accuracy from 0.8000 to 0.9500)" in text
+    assert "mean test accuracy after the epoch is within 0.0500 of its own" in text

@@ -56,21 +56,66 @@ def test_tied_when_the_best_pair_is_ahead_within_the_noise():
     assert found.finding == "tied" and found.rank == 2 and found.best.b == OTHER
     assert found.best.diff.mean == pytest.approx(-0.001) and found.best.p_value > 0.05
     assert "shares the first place" in found.text()
+    assert f"even taken alone (max-t p = {found.best_max_t:.3f})" in found.text()
     assert "1 pair(s) have a higher mean" in found.text()
     assert f"common pair {COMMON_PAIR} differs from it by +0.0020" in found.text()
 
 
-def test_suggestive_when_significant_alone_but_not_after_holm():
-    scores = {
-        GOLDEN_PAIR: [0.980, 0.981, 0.982],
-        OTHER: [0.983, 0.9835, 0.9855],
-        **{pair: [0.980, 0.979, 0.981] for pair in FILLERS},
-    }
-    found = grid.verdict(study_of(scores))
-    assert found.finding == "suggestive" and found.tested == 6
+SELECTED = {
+    GOLDEN_PAIR: [0.980, 0.981, 0.982],
+    OTHER: [0.983, 0.9835, 0.9855],
+    **{pair: [0.980, 0.979, 0.981] for pair in FILLERS},
+}
+
+
+def test_tied_when_significant_alone_but_not_after_selection():
+    found = grid.verdict(study_of(SELECTED))
+    assert found.finding == "tied" and found.tested == 6
     assert found.best.p_value < 0.05 <= found.best.p_adjusted
+    assert found.selection.patterns == 8 and found.selection.smallest == 1 / 8
+    assert found.best_max_t >= found.selection.smallest
     text = found.text()
-    assert "suggestive, not conclusive" in text and "Holm correction over the 6" in text
+    assert "Taken alone that difference is significant at the 5% level" in text
+    assert "picked as the best of the 6 compared" in text
+    assert "(all 8 sign patterns of the 3 seeds)" in text
+    reached = found.selection.reached(OTHER)
+    assert (
+        f"in {reached} of them (p = {found.best_max_t:.3f}; 3 seeds cannot give less "
+        "than 0.125)" in text
+    )
+    assert "Nothing shows that the golden pair is beaten" in text
+
+
+def test_suggestive_when_the_lead_survives_selection_but_not_holm(monkeypatch):
+    chosen = grid.Selection({OTHER: 0.01, **{p: 1.0 for p in FILLERS}}, (1.0,) * 100, 7)
+    monkeypatch.setattr(grid, "selection", lambda study: chosen)
+    found = grid.verdict(study_of(SELECTED))
+    assert found.finding == "suggestive" and found.best_max_t == 0.01
+    text = found.text()
+    assert "in 1 of them (p = 0.010; 7 seeds cannot give less than 0.010)" in text
+    assert "its lead survives that selection, though not the Holm correction" in text
+    assert "suggestive, not conclusive" in text and "over the 6 pairs" in text
+
+
+def test_selection_is_the_max_t_test_of_the_holm_family():
+    study = study_of(SELECTED)
+    chosen = grid.selection(study)
+    assert set(chosen.adjusted) == {c.b for c in grid.comparisons(study)}
+    assert chosen.replicates == 3 and chosen.patterns == 8
+    assert chosen.reached(OTHER) == round(chosen.adjusted[OTHER] * 8)
+
+
+def test_family_line_counts_the_pairs_compared():
+    assert grid.family_line(study_of(SELECTED)).splitlines() == [
+        "the golden pair against 6 of the 6 other pairs;",
+        "every one shares two or more learned seeds with it",
+    ]
+    runs = [make_run(*COMMON_PAIR, 0, test_acc=0.99)]  # one seed: not compared
+    text = grid.family_line(study_of(SELECTED, runs))
+    assert text.splitlines() == [
+        "the golden pair against 6 of the 7 other pairs;",
+        "1 have fewer than two seeds learned by both",
+    ]
 
 
 def test_beaten_after_holm():
@@ -141,7 +186,7 @@ def test_comparison_table_shows_holm_p():
     lines = grid.comparison_table(study).splitlines()
     assert lines[2].startswith("| best other pair | 0.1 | 0.825 | -0.0010 ± ")
     assert lines[3].startswith("| common pair | 0.01 | 0.9 | +0.0020 ± ")
-    assert lines[3].endswith("| 3 |") and "Holm p" in lines[0]
+    assert lines[3].endswith("| 3 |") and "Holm p | max-t p |" in lines[0]
 
 
 def test_long_table_and_figure():

@@ -7,6 +7,12 @@ table at the last probe, the Spearman trends of each measure in the effective st
 η/(1−α) (Holm-corrected over the four measures) and the verdict, a value whose prose is
 built from its numbers. Only runs that learned enter a mean or a trend; diverged runs
 and runs at chance accuracy are counted in the table.
+
+After one epoch the runs stand at very different stages of training (a small step has
+learned far less), so a trend at the last probe may only say that larger steps are
+further along. The trends are therefore also taken at *matched training loss*: each run
+at the first probe where its loss on the probe batch has fallen to the highest level
+that every run reaches (:func:`matched`). The verdict reports both.
 """
 from __future__ import annotations
 
@@ -170,13 +176,13 @@ class Trend:
         return f"{'falls' if self.direction < 0 else 'rises'} (ρ = {self.rho:+.2f})"
 
 
-def trends(study: report.Study) -> dict[str, Trend]:
-    """Each measure's trend over every run that learned, Holm-corrected together."""
-    learned = [run for run in study.runs if run.learned()]
+def _trends(learned: list[Run], value) -> dict[str, Trend]:
+    """Spearman's ρ of ``value(run, key)`` against the effective step for each measure,
+    over ``learned``, Holm-corrected together."""
     xs = [effective_step(run.pair) for run in learned]
     tests = {}
     for key in MEASURES:
-        ys = [probe(run, key)[-1] for run in learned]
+        ys = [value(run, key) for run in learned]
         if len(learned) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
             tests[key] = (math.nan, math.nan)  # no rank correlation is defined
             continue
@@ -185,6 +191,80 @@ def trends(study: report.Study) -> dict[str, Trend]:
     adjusted = stats.holm({k: p for k, (_, p) in tests.items() if not math.isnan(p)})
     return {key: Trend(key, rho, p, adjusted.get(key, math.nan), len(learned))
             for key, (rho, p) in tests.items()}
+
+
+def trends(study: report.Study) -> dict[str, Trend]:
+    """Each measure's trend at the last probe over every run that learned,
+    Holm-corrected together."""
+    learned = [run for run in study.runs if run.learned()]
+    return _trends(learned, lambda run, key: probe(run, key)[-1])
+
+
+# --- at matched training loss --------------------------------------------------------
+
+
+def match_level(runs: list[Run]) -> float:
+    """The highest probe-batch loss that every run reaches in the epoch: the largest,
+    over the runs, of each run's lowest probed loss."""
+    return max(min(run.probes["probe_loss"]) for run in runs)
+
+
+def matched_probe(run: Run, level: float) -> int:
+    """The first probe at which the run's probe-batch loss is at or below ``level``."""
+    return next(i for i, loss in enumerate(run.probes["probe_loss"]) if loss <= level)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """The trends at matched training loss, and how closely the probes match."""
+
+    level: float  # the matched probe-batch loss
+    trends: dict[str, Trend]
+    steps: tuple[int, int]  # the earliest and the latest step at which runs match
+    losses: tuple[float, float]  # the lowest and the highest loss at those probes
+
+    @property
+    def noise_falls(self) -> bool:
+        return all(self.trends[k].direction < 0 for k in ("grad_variance", "grad_top"))
+
+    @property
+    def spread_improves(self) -> bool:
+        return self.trends["grad_conditioning"].direction < 0
+
+
+def matched(study: report.Study) -> Matched | None:
+    """The trends with each learned run at the first probe where its probe-batch loss
+    is at or below :func:`match_level`; None where a record has no probed loss or fewer
+    than three runs learned."""
+    learned = [run for run in study.runs if run.learned()]
+    if len(learned) < 3 or not all(run.probes.get("probe_loss") for run in learned):
+        return None
+    level = match_level(learned)
+    at = {id(run): matched_probe(run, level) for run in learned}
+    found = _trends(learned, lambda run, key: probe(run, key)[at[id(run)]])
+    steps = [run.probes["step"][at[id(run)]] for run in learned]
+    losses = [run.probes["probe_loss"][at[id(run)]] for run in learned]
+    return Matched(level, found, (min(steps), max(steps)), (min(losses), max(losses)))
+
+
+def matched_table(found: Matched | None) -> str:
+    """Spearman's ρ of each measure at matched training loss, with Holm's p."""
+    if found is None:
+        return "The records hold no probe-batch loss: no comparison at matched loss."
+    return report.table(
+        ["measure at matched training loss", "Spearman ρ", "p", "Holm p", "runs"],
+        [[MEASURES[t.key], f"{t.rho:+.3f}", f"{t.p_value:.2g}", f"{t.p_adjusted:.2g}",
+          t.n] for t in found.trends.values()])
+
+
+def matched_lines(found: Matched | None) -> str:
+    """Where the runs were matched, in lines of at most 88 characters."""
+    if found is None:
+        return "no probe-batch loss in the records: runs not matched"
+    return (f"matched at probe-batch loss <= {found.level:.3f}, the highest every run "
+            "reaches;\n"
+            f"  matched probes at steps {found.steps[0]} to {found.steps[1]}, losses "
+            f"{found.losses[0]:.3f} to {found.losses[1]:.3f}")
 
 
 def trend_table(study: report.Study) -> str:
@@ -216,6 +296,13 @@ class Verdict:
     ranked: tuple[Row, ...]  # the pairs with a learned run, by effective step
     position: int | None = None  # the golden pair's, 1-based
     between: tuple[str, ...] = ()  # the measures where it lies between its neighbours
+    matched: Matched | None = None  # the trends at matched training loss
+
+    @property
+    def stages(self) -> tuple[float, float]:
+        """The lowest and the highest mean test accuracy of a pair after the epoch."""
+        means = [row.test_acc.mean for row in self.ranked]
+        return (min(means), max(means)) if means else (math.nan, math.nan)
 
     @property
     def noise_falls(self) -> bool:
@@ -235,6 +322,42 @@ class Verdict:
             return []
         i = self.position - 1
         return [self.ranked[j] for j in (i - 1, i + 1) if 0 <= j < len(self.ranked)]
+
+    def _stages(self) -> str:
+        low, high = self.stages
+        head = (f"These runs end the epoch at very different stages (mean test "
+                f"accuracy from {low:.4f} to {high:.4f}), so the trends may only say "
+                "that larger steps are further along. ")
+        m = self.matched
+        if m is None:
+            return head + ("Their records hold no loss at each probe, so they cannot "
+                           "be compared at matched loss, and these trends mix the "
+                           "effect of the step with how far each run has come. ")
+        t = m.trends
+        said = (f"Compared instead at matched training loss (each run at its first "
+                f"probe with a probe-batch loss at or below {m.level:.3f}, the highest "
+                f"level every run reaches; steps {m.steps[0]} to {m.steps[1]}, losses "
+                f"{m.losses[0]:.3f} to {m.losses[1]:.3f}, as the probes fall), the "
+                f"gradient variance {t['grad_variance'].phrase()}, the largest "
+                f"eigenvalue of the noise {t['grad_top'].phrase()}, the conditioning "
+                f"ratio {t['grad_conditioning'].phrase()} and the sharpness "
+                f"{t['sharpness'].phrase()}: ")
+        if m.noise_falls == self.noise_falls:
+            said += ("the fall in gradient noise with the step survives the matching, "
+                     if self.noise_falls else
+                     "at matched loss too the gradient noise does not clearly fall, ")
+        else:
+            said += ("the fall in gradient noise does not survive the matching: it "
+                     "came from the larger steps being further along, "
+                     if self.noise_falls else
+                     "at matched loss the gradient noise does fall with the step, "
+                     "which the end of the epoch hid, ")
+        said += ("and so does the better spread. " if m.spread_improves
+                 and self.spread_improves else
+                 "and the noise is better spread at matched loss. "
+                 if m.spread_improves else
+                 "and the noise is not better spread. ")
+        return head + said
 
     def text(self) -> str:
         t = self.trends
@@ -256,6 +379,7 @@ class Verdict:
             "noise along its largest direction does not fall"
             + (" (the noise along its largest direction shrinks more slowly than the "
                "total). " if self.noise_falls else ". "),
+            self._stages(),
         ]
         if self.finding == "no golden":
             parts.append("The golden pair has no run that learned, so where it sits in "
@@ -271,10 +395,13 @@ class Verdict:
                          + share)
             return "".join(parts)
         between = [SHORT[key] for key in self.between]
+        gap = max(abs(row.test_acc.mean - golden.test_acc.mean)
+                  for row in self.neighbours)
         parts.append(
             where + ", between "
             + " and ".join(report.pair_label(row.pair) for row in self.neighbours)
-            + "; "
+            + f" (whose mean test accuracy after the epoch is within {gap:.4f} of its "
+            "own, so here the runs compared stand at a like stage); "
             + (f"its {_listing(between)} lie between theirs, " if between else
                "none of its measures lies between theirs, ")
             + ("so the early phase does not single it out beyond its effective step. "
@@ -289,12 +416,13 @@ class Verdict:
 def verdict(study: report.Study) -> Verdict:
     """The verdict of the study's runs (see :class:`Verdict` for the findings)."""
     found = trends(study)
+    at_loss = matched(study)
     ranked = tuple(row for row in rows(study) if row.learned)
     pairs = [row.pair for row in ranked]
     if experiments.GOLDEN_PAIR not in pairs:
-        return Verdict("no golden", found, ranked)
+        return Verdict("no golden", found, ranked, matched=at_loss)
     position = pairs.index(experiments.GOLDEN_PAIR) + 1
-    result = Verdict("alone", found, ranked, position)
+    result = Verdict("alone", found, ranked, position, matched=at_loss)
     if not result.neighbours:
         return result
     golden, beside = result.golden, result.neighbours
@@ -303,7 +431,7 @@ def verdict(study: report.Study) -> Verdict:
         if min(row.measures[key].mean for row in beside) <= golden.measures[key].mean
         <= max(row.measures[key].mean for row in beside))
     finding = "on the line" if len(between) == len(MEASURES) else "off the line"
-    return Verdict(finding, found, ranked, position, between)
+    return Verdict(finding, found, ranked, position, between, at_loss)
 
 
 # --- the figure ----------------------------------------------------------------------

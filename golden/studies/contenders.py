@@ -5,7 +5,13 @@ rung (the rule is in :mod:`golden.experiments`); both rungs train folds 0, 1, 2 
 10-fold cross-validation. Here the final rung's runs become per-pair results, the golden
 pair is compared with every other pair paired by fold (never by position), the
 comparisons are corrected together (Holm), and the verdict is a value whose prose is
-built from its numbers.
+built from its numbers. Pairs are ranked with ties: equal means share a rank
+(:func:`golden.results.tied_ranks`). The verdict and the table rank by mean *test*
+accuracy, the claim's measure; the promotion rule, and so the rank figure, by mean
+*validation* accuracy, so that the test set chooses nothing; the table shows both.
+
+The compute of the two rungs and the cost of the 2024 protocol's full grid are computed
+from the records' wall times (:func:`rung_hours`, :func:`full_grid_cost`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import matplotlib.pyplot as plt
 
 from golden import experiments, plots, report, results
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
+from golden.protocols import protocol
 from golden.report import pair_label as label
 from golden.results import Comparison, Group, Run, runs_of
 
@@ -48,19 +55,56 @@ def _mean(group: Group, metric: str = "test_acc") -> float:
     return group.estimate(metric).mean if group.learned else -1.0
 
 
+def ranks_by_test(groups: dict[Pair, Group]) -> dict[Pair, int]:
+    """Rank of every pair by mean final test accuracy, ties shared; a pair without a
+    learned run ranks last."""
+    return results.tied_ranks({pair: _mean(g) for pair, g in groups.items()})
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """What the final rung says about the golden pair, with the numbers that say it."""
+    """What the final rung says about the golden pair, with the numbers that say it.
 
-    finding: str  # "first", "tied", "beaten" or "no golden"
-    ranking: list[Group]  # by mean final test accuracy, best first
+    ``finding``: "first" (no pair has a higher mean test accuracy; pairs with an equal
+    mean share the first rank), "tied" (pairs have a higher mean, none significantly
+    after Holm's correction), "beaten" (one is significantly ahead) or "no golden"
+    (fewer than two golden folds learned).
+    """
+
+    finding: str
+    ranking: list[Group]  # by mean final test accuracy, best first, ties by pair
     comparisons: list[Comparison] = field(default_factory=list)
     epochs: int = 0
 
     @property
+    def ranks(self) -> dict[Pair, int]:
+        """Rank by mean test accuracy; equal means share a rank."""
+        return ranks_by_test({group.key: group for group in self.ranking})
+
+    @property
     def golden_rank(self) -> int | None:
-        pairs = [group.key for group in self.ranking]
-        return pairs.index(GOLDEN_PAIR) + 1 if GOLDEN_PAIR in pairs else None
+        return self.ranks.get(GOLDEN_PAIR)
+
+    @property
+    def tied_with_golden(self) -> list[Pair]:
+        """The other pairs whose mean equals the golden pair's."""
+        ranks = self.ranks
+        return [
+            pair
+            for pair, rank in ranks.items()
+            if rank == self.golden_rank and pair != GOLDEN_PAIR
+        ]
+
+    @property
+    def ahead(self) -> list[Comparison]:
+        """Comparisons with the pairs ranked above the golden pair, best first."""
+        ranks = self.ranks
+        above = [c for c in self.comparisons if ranks[c.b] < self.golden_rank]
+        return sorted(above, key=lambda c: (ranks[c.b], c.b))
 
     def text(self) -> str:
         n = len(self.ranking)
@@ -71,12 +115,19 @@ class Verdict:
                 "verdict."
             )
         beaten = [c for c in self.comparisons if c.direction < 0]
-        ahead = [c for c in self.comparisons if c.diff.mean < 0]
+        tied = self.tied_with_golden
         head = (
             f"**Verdict at {self.epochs} epochs.** Among the {n} pairs of the final "
             f"rung, the golden pair ranks {self.golden_rank} of {n} by mean test "
             "accuracy"
+            + (
+                f", tied with {_listing([label(p) for p in tied])} (equal means "
+                "share a rank)"
+                if tied
+                else ""
+            )
         )
+        ahead = self.ahead
         if self.finding == "first" or not ahead:
             return head + (
                 ". No pair of the final rung has a higher mean: at this length the "
@@ -85,12 +136,25 @@ class Verdict:
                 else ". No pair ahead of it shares two folds with it: nothing shows "
                 "that it is beaten."
             )
-        best = min(ahead, key=lambda c: c.diff.mean)
-        numbers = (
-            f"{label(best.b)} is ahead by {-best.diff.mean:.4f} ± {best.diff.half:.4f} "
-            f"(paired by fold, p = {best.p_value:.3f}, "
-            f"Holm-corrected {best.p_adjusted:.3f})"
-        )
+        top = [c for c in ahead if self.ranks[c.b] == self.ranks[ahead[0].b]]
+        if len(top) == 1:
+            best = top[0]
+            numbers = (
+                f"{label(best.b)} is ahead by {-best.diff.mean:.4f} ± "
+                f"{best.diff.half:.4f} (paired by fold, p = {best.p_value:.3f}, "
+                f"Holm-corrected {best.p_adjusted:.3f})"
+            )
+        else:
+            numbers = (
+                f"{_listing([label(c.b) for c in top])}, tied at rank "
+                f"{self.ranks[top[0].b]} with equal means, are ahead of it by "
+                + _listing([f"{-c.diff.mean:.4f} ± {c.diff.half:.4f}" for c in top])
+                + " respectively (paired by fold, p = "
+                + _listing([f"{c.p_value:.3f}" for c in top])
+                + ", Holm-corrected "
+                + _listing([f"{c.p_adjusted:.3f}" for c in top])
+                + ")"
+            )
         if self.finding == "beaten":
             names = ", ".join(label(c.b) for c in beaten)
             return (
@@ -111,14 +175,15 @@ def verdict(runs: Runs) -> Verdict:
     runs = runs_of(runs)
     groups = pair_results(runs)
     epochs = max((run.config.epochs for run in runs), default=0)
-    ranking = sorted(groups.values(), key=lambda g: -_mean(g))
+    ranks = ranks_by_test(groups)
+    ranking = sorted(groups.values(), key=lambda g: (ranks[g.key], g.key))
     golden = groups.get(GOLDEN_PAIR)
     if golden is None or len(golden.learned) < 2:
         return Verdict("no golden", ranking, epochs=epochs)
     comparisons = compare_with_golden(groups)
     if any(c.direction < 0 for c in comparisons):
         finding = "beaten"
-    elif ranking[0].key == GOLDEN_PAIR:
+    elif ranks[GOLDEN_PAIR] == 1:
         finding = "first"
     else:
         finding = "tied"
@@ -126,11 +191,14 @@ def verdict(runs: Runs) -> Verdict:
 
 
 def table(found: Verdict) -> str:
-    """The final rung as a Markdown table: mean ± 95% CI by fold, and each
-    comparison."""
+    """The final rung as a Markdown table: rank by mean test accuracy (the verdict's),
+    rank by mean validation accuracy (the promotion rule's and the rank figure's),
+    mean ± 95% CI by fold, and each comparison. Equal means share a rank."""
     by_pair = {c.b: c for c in found.comparisons}
+    test_rank = found.ranks
+    val_rank = ranks({group.key: group for group in found.ranking})
     rows = []
-    for rank, group in enumerate(found.ranking, start=1):
+    for group in found.ranking:
         c = by_pair.get(group.key)
         versus = (
             (
@@ -143,7 +211,8 @@ def table(found: Verdict) -> str:
         )
         rows.append(
             (
-                rank,
+                test_rank[group.key],
+                val_rank.get(group.key, "—"),
                 f"{group.key[0]:g}",
                 f"{group.key[1]:g}",
                 f"{group.estimate('test_acc')}",
@@ -153,7 +222,8 @@ def table(found: Verdict) -> str:
         )
     return report.table(
         (
-            "rank",
+            "rank (test)",
+            "rank (validation)",
             "η",
             "α",
             "test accuracy, mean ± 95% CI",
@@ -168,11 +238,10 @@ def table(found: Verdict) -> str:
 
 def ranks(groups: dict[Pair, Group]) -> dict[Pair, int]:
     """Rank of each pair by mean validation accuracy (the promotion rule's
-    criterion); pairs without a learned run have none."""
-    ordered = sorted(
-        (g for g in groups.values() if g.learned), key=lambda g: -_mean(g, "val_acc")
+    criterion), equal means sharing a rank; pairs without a learned run have none."""
+    return results.tied_ranks(
+        {pair: _mean(g, "val_acc") for pair, g in groups.items() if g.learned}
     )
-    return {group.key: rank for rank, group in enumerate(ordered, start=1)}
 
 
 def missed(grid_runs: Runs, promoted: list[Pair]) -> tuple[Pair, int, float]:
@@ -203,6 +272,12 @@ def missed_text(grid_runs: Runs, rung1_runs: Runs) -> str:
         f"out; and with {folds} folds instead of ten, the intervals above are wider "
         "than the 2024 protocol's would be."
     )
+
+
+RANK_TITLE = (
+    "ranked by mean validation accuracy, the promotion criterion\n"
+    "(the verdict's table ranks by mean test accuracy)"
+)
 
 
 def rank_figure(grid_runs: Runs, *rung_runs: Runs) -> plt.Figure:
@@ -237,6 +312,7 @@ def rank_figure(grid_runs: Runs, *rung_runs: Runs) -> plt.Figure:
     ax.set_xlim(-0.2, len(stages) - 0.1)
     ax.set_ylim(len(rung1) + 0.5, 0.5)
     ax.set_ylabel("rank by mean validation accuracy")
+    ax.set_title(RANK_TITLE, fontsize=9)
     ax.grid(axis="x", visible=False)
     return fig
 
@@ -256,12 +332,109 @@ def header(proto, rung1_runs: Runs, rung2_runs: Runs) -> str:
             f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
             f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum"
         )
-    hours = sum(run.wall_time_s for run in rung1_runs + rung2_runs) / 3600
     lines.append(
-        f"  compute: {hours:.1f} core-hours "
-        "(a promoted run's time includes its rung-1 part)"
+        f"  compute: {rung_hours(rung1_runs, rung2_runs):.1f} core-hours, each epoch "
+        "counted once"
     )
     return "\n".join(lines)
+
+
+def _same_run(run: Run) -> tuple:
+    """A run's configuration without its length: a promoted run and the rung-1 run it
+    went on from share it."""
+    config = run.config
+    return (run.pair, config.fold, config.seed, config.optimizer, config.batch_size)
+
+
+def rung_hours(rung1_runs: Runs, rung2_runs: Runs) -> float:
+    """Core-hours of the two rungs, each trained epoch counted once.
+
+    A promoted run goes on from the state its rung-1 run saved, and its stored wall
+    time includes that rung-1 part (``golden.train`` carries the saved time forward),
+    so the rung-1 runs that were promoted are not counted again: every rung-2 run's
+    time, plus the rung-1 runs that were not promoted."""
+    rung1_runs, rung2_runs = runs_of(rung1_runs), runs_of(rung2_runs)
+    promoted = {_same_run(run) for run in rung2_runs}
+    seconds = sum(run.wall_time_s for run in rung2_runs) + sum(
+        run.wall_time_s for run in rung1_runs if _same_run(run) not in promoted
+    )
+    return seconds / 3600
+
+
+@dataclass(frozen=True)
+class GridCost:
+    """What the 2024 protocol's full grid would cost on this machine, at the mean
+    time per epoch of each stored experiment (one core a run)."""
+
+    protocol: str
+    runs: int
+    epochs: int  # every run's epochs, summed
+    per_epoch: dict[str, float]  # mean wall seconds per trained epoch, by experiment
+    timed_on: str = ""  # the protocol of the timed runs, when its data differ
+
+    def hours(self, experiment: str) -> float:
+        return self.epochs * self.per_epoch[experiment] / 3600
+
+    @property
+    def low(self) -> float:
+        return self.epochs * min(self.per_epoch.values()) / 3600
+
+    @property
+    def high(self) -> float:
+        return self.epochs * max(self.per_epoch.values()) / 3600
+
+    def text(self) -> str:
+        """The estimate and what it rests on, in lines of at most 88 characters."""
+        lines = [
+            f"the full grid of protocol '{self.protocol}': {self.runs} runs, "
+            f"{self.epochs:,} epochs",
+        ]
+        for name, seconds in self.per_epoch.items():
+            lines.append(
+                f"  at {seconds:.1f} s an epoch (mean of the stored {name} runs): "
+                f"{self.hours(name):.0f} core-hours"
+            )
+        if self.timed_on:
+            lines.append(
+                f"  timed on protocol '{self.timed_on}', whose data are smaller: "
+                "no estimate"
+            )
+        else:
+            lines.append(
+                f"  estimate: {self.low:.0f} to {self.high:.0f} core-hours on this "
+                "machine"
+            )
+        return "\n".join(lines)
+
+
+def seconds_per_epoch(runs: Runs) -> float:
+    """Mean wall seconds per trained epoch of stored runs (a continued run's time
+    covers all its epochs)."""
+    runs = runs_of(runs)
+    epochs = sum(len(run.metrics.get("train_loss", [])) for run in runs)
+    if not epochs:
+        raise ValueError("no trained epoch to time")
+    return sum(run.wall_time_s for run in runs) / epochs
+
+
+def full_grid_cost(
+    samples: dict[str, Runs], timed_on=None, proto_name: str = "paper"
+) -> GridCost:
+    """The cost of the grid under ``proto_name`` (its runs and epochs from
+    :mod:`golden.experiments`) at the time per epoch of each sample of stored runs,
+    made under protocol ``timed_on``; a protocol with other data sizes (the quick
+    fallback) gives no estimate."""
+    proto = protocol(proto_name)
+    configs = experiments.experiment("grid").configs(proto)
+    per_epoch = {name: seconds_per_epoch(runs) for name, runs in samples.items()}
+    other = timed_on is not None and timed_on.data_line() != proto.data_line()
+    return GridCost(
+        proto.name,
+        len(configs),
+        sum(c.epochs for c in configs),
+        per_epoch,
+        timed_on.name if other else "",
+    )
 
 
 @dataclass(frozen=True)
@@ -277,6 +450,13 @@ class Halving:
 
     def verdict(self) -> Verdict:
         return verdict(self.study.runs)
+
+    def full_grid_cost(self, long_runs: Runs = ()) -> GridCost:
+        """:func:`full_grid_cost` from the grid, both rungs and ``long_runs``."""
+        samples = {"grid": self.grid, "long": long_runs}
+        samples.update({"contenders10": self.rung1, "contenders30": self.study.runs})
+        samples = {k: v for k, v in samples.items() if list(v)}
+        return full_grid_cost(samples, self.study.proto)
 
 
 def load() -> Halving:

@@ -8,6 +8,14 @@ stored grid: each pair's mean test accuracy against its effective step, the spli
 of :func:`golden.dynamics.predictive_measures` and the answer, a value whose prose is
 built from its numbers.
 
+The spline is fitted to the logit of the accuracy, so the curve stays inside (0, 1). A
+pair is judged against the spread of the pairs near it, not of the whole grid: the
+leave-one-out residuals of the grid's pairs run from a few thousandths near the top of
+the curve to tenths where the accuracy falls off, and a spread taken over all of them
+could never flag a pair near the top (:func:`local_spread`). The curve's maximum is
+reported as a peak only if the curve falls below it by more than two such spreads on
+both sides within the grid and the pairs there come near it (:class:`Peak`).
+
 On the grid a pair's mean is over every run that *finished*: diverged runs have no
 accuracy and are left out (a pair with one is left out of the fit), but runs that ended
 at chance accuracy are kept, because a step too small or too large to learn in the
@@ -45,7 +53,9 @@ EXPECTED_ORDERS = {
 }
 """The orders the expansion predicts for each of :data:`dynamics.COMPARISONS`."""
 ORDER_TOLERANCE = 0.25  # a measured order within this of an integer is that order
-OFF_CURVE = 2.0  # residual standard deviations beyond which a pair is off the curve
+OFF_CURVE = 2.0  # local residual spreads beyond which a pair is off the curve
+NEIGHBOURS = 10  # pairs nearest in log effective step that make a local spread
+LINK = "logit"  # the spline is fitted to logit(accuracy): it cannot leave (0, 1)
 ALPHA_GAIN = 0.05  # rise of leave-one-out R² for the momentum to count as informative
 F_LEVEL = 0.05  # level of the F-test of the α terms
 
@@ -472,27 +482,108 @@ def run_summary(study: report.Study) -> str:
     )
 
 
+def local_spread(points: list[dict], step: float, exclude=None) -> tuple[float, list]:
+    """The root mean square of the leave-one-out residuals of the
+    :data:`NEIGHBOURS` pairs nearest to ``step`` in log effective step (``exclude``, a
+    pair, left out), and those pairs' points: the spread that a pair at ``step`` is
+    judged against. Near the top of the curve it is a few thousandths, where the
+    grid's overall residual deviation is tenths."""
+    others = [p for p in points if p["pair"] != exclude]
+    near = sorted(others, key=lambda p: (abs(math.log10(p["step"] / step)), p["pair"]))[
+        :NEIGHBOURS
+    ]
+    spread = math.sqrt(sum(p["loo_residual"] ** 2 for p in near) / len(near))
+    return spread, near
+
+
 @dataclass(frozen=True)
 class Placed:
-    """A named pair against the spline fitted without it."""
+    """A named pair against the spline fitted without it, judged against the spread of
+    the pairs nearest to it in effective step."""
 
     pair: Pair
     step: float
     accuracy: float
     predicted: float
     residual: float  # leave-one-out: above the curve is positive
-    z: float  # in residual standard deviations of the spline
+    spread: float  # local: root mean square residual of its nearest pairs
+    near: tuple[float, float]  # lowest and highest mean accuracy of those pairs
+
+    @property
+    def z(self) -> float:
+        """The residual in local spreads."""
+        return (
+            self.residual / self.spread
+            if self.spread
+            else math.copysign(math.inf, self.residual)
+        )
 
     @property
     def off(self) -> bool:
         return abs(self.z) > OFF_CURVE
 
+    @property
+    def detectable(self) -> bool:
+        """Whether any accuracy could lie :data:`OFF_CURVE` spreads above the curve
+        here: otherwise "above" is ruled out by the design, whatever the data."""
+        return self.predicted + OFF_CURVE * self.spread < 1
+
     def place(self) -> str:
         side = "above" if self.residual > 0 else "below"
         return (
-            f"{abs(self.residual):.4f} {side} the curve ({self.z:+.1f} residual "
-            "standard deviations)"
+            f"{abs(self.residual):.4f} {side} the curve ({self.z:+.1f} local "
+            "residual spreads)"
         )
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The curve's maximum, the band of steps where the curve stays within
+    :data:`OFF_CURVE` local spreads of it, and whether it survives as a peak."""
+
+    step: float
+    accuracy: float
+    spread: float  # local spread at the maximum
+    low: float  # the band of steps, around the maximum
+    high: float
+    interior: bool  # the curve leaves the band on both sides within the grid
+    best: float  # the highest mean accuracy of any pair
+
+    @property
+    def supported(self) -> bool:
+        """Some pair's mean comes within the band's depth of the maximum: the curve
+        does not overshoot every pair."""
+        return self.best >= self.accuracy - OFF_CURVE * self.spread
+
+    @property
+    def survives(self) -> bool:
+        return self.interior and self.supported
+
+    def contains(self, step: float) -> bool:
+        return self.low <= step <= self.high
+
+
+def peak(curve_steps, curve_acc, points: list[dict]) -> Peak:
+    """The :class:`Peak` of a fitted curve, judged against the local spread of the
+    pairs nearest to its maximum."""
+    steps, acc = np.asarray(curve_steps), np.asarray(curve_acc)
+    top = int(np.argmax(acc))
+    spread, _ = local_spread(points, float(steps[top]))
+    inside = acc >= acc[top] - OFF_CURVE * spread
+    low = high = top
+    while low > 0 and inside[low - 1]:
+        low -= 1
+    while high < len(acc) - 1 and inside[high + 1]:
+        high += 1
+    return Peak(
+        float(steps[top]),
+        float(acc[top]),
+        spread,
+        float(steps[low]),
+        float(steps[high]),
+        low > 0 and high < len(acc) - 1,
+        max(p["acc"] for p in points),
+    )
 
 
 @dataclass(frozen=True)
@@ -515,8 +606,9 @@ class Measures:
     sigma: float
     curve_steps: np.ndarray
     curve_acc: np.ndarray
-    peak_step: float
+    peak: Peak
     named: dict[str, Placed]
+    points: tuple[dict, ...] = ()  # step, accuracy, fit, leave-one-out residual
 
     @property
     def gain(self) -> float:
@@ -542,18 +634,20 @@ def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measur
         }
         for p in shown
     ]  # the rows dynamics.predictive_measures reads
-    m = dynamics.predictive_measures(rows, named)
-    placed = {
-        name: Placed(
+    m = dynamics.predictive_measures(rows, named, link=LINK)
+    placed = {}
+    for name, info in m["named"].items():
+        spread, near = local_spread(m["points"], info["step"], exclude=info["pair"])
+        accuracies = [p["acc"] for p in near]
+        placed[name] = Placed(
             info["pair"],
             info["step"],
             info["acc"],
             info["predicted"],
             info["residual"],
-            info["z"],
+            spread,
+            (min(accuracies), max(accuracies)),
         )
-        for name, info in m["named"].items()
-    }
     return Measures(
         m["n"],
         m["excluded"],
@@ -570,9 +664,13 @@ def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measur
         m["sigma"],
         m["curve_steps"],
         m["curve_acc"],
-        m["peak_step"],
+        peak(m["curve_steps"], m["curve_acc"], m["points"]),
         placed,
+        tuple(m["points"]),
     )
+
+
+SPLINE_LABEL = "cubic spline in log₁₀ η/(1−α), fitted to logit(accuracy)"
 
 
 def grid_step_figure(study: report.Study) -> plt.Figure:
@@ -606,7 +704,7 @@ def grid_step_figure(study: report.Study) -> plt.Figure:
         fitted.curve_acc,
         color="0.4",
         lw=1.5,
-        label="cubic spline in log₁₀ η/(1−α)",
+        label=SPLINE_LABEL,
     )
     for name, info in fitted.named.items():
         golden = info.pair == experiments.GOLDEN_PAIR
@@ -638,10 +736,31 @@ def grid_step_figure(study: report.Study) -> plt.Figure:
         xlabel="effective step η/(1−α)",
         ylabel="mean test accuracy",
     )
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower center", fontsize=8)  # clear of the points, low and right
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     plots.stamp(fig, study.stamp("95% t-intervals over seeds"))
     return fig
+
+
+def peak_text(found: Peak) -> str:
+    """The curve's maximum and its band, in one table cell."""
+    band = (
+        f"within {OFF_CURVE:g} local spreads from {found.low:.2g} to {found.high:.2g}"
+    )
+    if found.survives:
+        return (
+            f"a peak at η/(1−α) = {found.step:.2g} (accuracy {found.accuracy:.4f}); "
+            + band
+        )
+    why = []
+    if not found.interior:
+        why.append("the band reaches the edge of the grid")
+    if not found.supported:
+        why.append(f"no pair comes near it (best {found.best:.4f})")
+    return (
+        f"no peak survives: maximum {found.accuracy:.4f} at η/(1−α) = "
+        f"{found.step:.2g}, {band}; " + ", ".join(why)
+    )
 
 
 def measures_table(m: Measures) -> str:
@@ -659,17 +778,22 @@ def measures_table(m: Measures) -> str:
             f"R², spline + α terms ({m.parameters_both} parameters)",
             f"{m.r2_both:.3f} (leave-one-out {m.r2_both_loo:.3f})",
         ],
-        ["F-test of the α terms", f"F = {m.f:.2f}, p = {m.f_p:.2g}"],
-        ["residual standard deviation of the spline", f"{m.sigma:.4f}"],
-        ["effective step where the spline peaks", f"{m.peak_step:.3g}"],
+        [
+            "F-test of the α terms (in logit accuracy)",
+            f"F = {m.f:.2f}, p = {m.f_p:.2g}",
+        ],
+        ["residual standard deviation of the spline, all pairs", f"{m.sigma:.4f}"],
+        ["the curve's maximum", peak_text(m.peak)],
     ]
     for name, info in m.named.items():
         rows.append(
             [
                 f"{name} (η = {info.pair[0]:g}, α = {info.pair[1]:g}, η/(1−α) = "
-                f"{info.step:.3f}): accuracy, curve without it, residual",
+                f"{info.step:.3f}): accuracy, curve without it, residual, local "
+                f"spread of its {NEIGHBOURS} nearest pairs (their accuracies)",
                 f"{info.accuracy:.4f}, {info.predicted:.4f}, {info.residual:+.4f} "
-                f"({info.z:+.2f} σ)",
+                f"({info.z:+.2f} local spreads), {info.spread:.4f} "
+                f"({info.near[0]:.4f}–{info.near[1]:.4f})",
             ]
         )
     return report.table(["measure", "value"], rows)
@@ -694,12 +818,25 @@ class Answer:
 
     @property
     def finding(self) -> str:
-        """'missing' (the golden pair had a diverged seed), 'above', 'below', 'on'."""
-        if self.golden is None:
+        """'missing' (the golden pair had a diverged seed), 'below' (more than
+        :data:`OFF_CURVE` local spreads under the curve), 'undetectable' (the curve
+        plus that margin reaches an accuracy of 1, so no result could count as above
+        it), 'above', or 'on'."""
+        golden = self.golden
+        if golden is None:
             return "missing"
-        if not self.golden.off:
-            return "on"
-        return "above" if self.golden.z > 0 else "below"
+        if golden.off and golden.z < 0:
+            return "below"
+        if not golden.detectable:
+            return "undetectable"
+        return "above" if golden.off else "on"
+
+    def _peak(self) -> str:
+        return " " + _peak_sentence(
+            self.measures.peak,
+            theory.effective_step(*experiments.GOLDEN_PAIR),
+            theory.effective_step(*experiments.COMMON_PAIR),
+        )
 
     def text(self) -> str:
         m = self.measures
@@ -733,20 +870,28 @@ class Answer:
                 "The golden pair does **worse** than its effective step "
                 "predicts, so it is special only in the wrong direction."
             )
+        elif self.finding == "undetectable":
+            text.append(
+                f"The curve predicts {self.golden.predicted:.4f} for the golden pair, "
+                f"and {OFF_CURVE:g} local spreads above that is an accuracy of 1 or "
+                "more: no result could count as above the curve, so the design "
+                "cannot tell whether the golden pair is special."
+            )
         elif self.finding == "on":
-            common = experiments.COMMON_PAIR
+            common, placed = experiments.COMMON_PAIR, self.common
+            if placed is None:
+                beside = ""
+            elif not placed.off:
+                beside = f", and ({common[0]:g}, {common[1]:g}) sits on the same curve"
+            else:
+                side = "above" if placed.z > 0 else "below"
+                beside = f", although the common pair itself lies {side} that curve"
             text.append(
                 "The golden pair is therefore **not special**: it is one point on the "
-                "curve that the effective step draws"
-                + (
-                    f", and ({common[0]:g}, {common[1]:g}) sits on the same curve"
-                    if self.common and not self.common.off
-                    else ", although the common pair itself departs from that curve"
-                )
-                + f"; the curve peaks near η/(1−α) = {m.peak_step:.2g}, against "
-                f"{self.golden.step:.3f} for the golden pair and "
-                f"{theory.effective_step(*common):.3f} for the common pair."
+                "curve that the effective step draws" + beside + "."
             )
+        if self.finding != "missing":
+            text.append(self._peak())
         if m.alpha_matters:
             top = max(experiments.GRID_MOMENTA)
             text.append(
@@ -756,6 +901,37 @@ class Answer:
                 f"{top / (1 - top):.0f} on this grid) to build up."
             )
         return "".join(text) + f" ({self.source})"
+
+
+def _peak_sentence(found: Peak, golden: float, common: float) -> str:
+    """Where the curve is highest, and whether the golden and the common pair's steps
+    lie in its top band."""
+    band = (
+        f"within {OFF_CURVE:g} local residual spreads ({OFF_CURVE * found.spread:.4f}) "
+        f"of its maximum from η/(1−α) = {found.low:.2g} to {found.high:.2g}"
+    )
+    inside = [
+        f"the {name} pair ({step:.3f}) "
+        + ("inside" if found.contains(step) else "outside")
+        for name, step in (("golden", golden), ("common", common))
+    ]
+    where = ", ".join(inside) + " that band."
+    if found.survives:
+        return (
+            f"The curve peaks near η/(1−α) = {found.step:.2g} (accuracy "
+            f"{found.accuracy:.4f}), staying {band}: " + where
+        )
+    why = (
+        "it stays "
+        + band
+        + (", up to the edge of the grid" if not found.interior else "")
+    )
+    if not found.supported:
+        why += (
+            f", and its maximum lies more than that above every pair's mean (best "
+            f"{found.best:.4f})"
+        )
+    return f"No peak of the curve survives: {why}; " + where
 
 
 def answer(study: report.Study) -> Answer:
