@@ -353,4 +353,6 @@ def splits(
     """The book's splits of data set ``name`` (cached per process); quick mode keeps
     small fixed subsets."""
     quick = settings.quick_mode() if quick is None else quick
-    return split(*load_raw(data=dataset(name)), quick=quick, fold=fold, fraction=fraction)
+    return split(
+        *load_raw(data=dataset(name)), quick=quick, fold=fold, fraction=fraction
+    )

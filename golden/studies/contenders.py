@@ -308,7 +308,7 @@ def rank_figure(grid_runs: Runs, *rung_runs: Runs) -> plt.Figure:
             color=style["color"],
         )
     epochs = [max(run.config.epochs for run in runs) for runs in stages_runs]
-    ax.set_xticks(range(len(stages)), [f"{e} epochs" for e in epochs])
+    ax.set_xticks(range(len(stages)), [f"{e} epoch{'s' * (e != 1)}" for e in epochs])
     ax.set_xlim(-0.2, len(stages) - 0.1)
     ax.set_ylim(len(rung1) + 0.5, 0.5)
     ax.set_ylabel("rank by mean validation accuracy")

@@ -2,10 +2,10 @@
 
 The same CNN, code and protocols as on MNIST, on a data set of the same shape (28 x 28
 grey images, ten classes, 60,000 + 10,000) that is much harder, so that the pairs spread
-out instead of sharing a noise floor. The figures, tables and per-stage verdicts are the
-grid's (:mod:`golden.studies.grid`) and the contenders' (:mod:`golden.studies.contenders`)
-applied to the Fashion-MNIST records; what is new here is the comparison of the two
-landscapes and one verdict over every stage that was trained.
+out instead of sharing a noise floor. The figures, tables and per-stage verdicts are
+those of :mod:`golden.studies.grid` and :mod:`golden.studies.contenders` applied to the
+Fashion-MNIST records; what is new here is the comparison of the two landscapes and one
+verdict over every stage that was trained.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.protocols import replicates_text
 from golden.report import Study, pair_label
 from golden.results import runs_of
-from golden.studies import contenders, grid
+from golden.studies import contenders, effective_lr, grid
 
 DATASET = "fashion-mnist"
 TOP = 10  # the pairs whose centre says where the best region lies
@@ -92,7 +92,7 @@ def stage(study: Study) -> Stage:
     return Stage(
         study.epochs,
         len(found.ranking),
-        found.golden_rank,
+        None if found.finding == "no golden" else found.golden_rank,
         f"{golden.estimate('test_acc')}" if golden else "n/a",
         found.finding,
         sum(c.direction < 0 for c in found.comparisons),
@@ -321,14 +321,25 @@ class Verdict:
                 f"The golden pair ranks {last.rank} of {last.pairs} with test accuracy "
                 f"{last.golden} ({last.replicates}). "
             )
+            ahead = (
+                "no pair has a higher mean"
+                if last.rank == 1
+                else f"{last.rank - 1} pair(s) have a higher mean"
+            )
             body += (
                 f"{last.beaten_by} of the {last.tested} pairs compared with it beat it "
                 "after the Holm correction: the claim that no pair beats the golden "
                 "pair does **not** hold on this data set."
                 if self.finding == "beaten"
-                else f"None of the {last.tested} pairs compared with it beats it after "
-                "the Holm correction: the claim survives on this data set, at this "
-                "length of training."
+                else f"{ahead.capitalize()}, and none of the {last.tested} pairs "
+                "compared with it beats it after the Holm correction: the claim that "
+                "no pair beats the golden pair is not refuted on this data set at this "
+                "length of training"
+                + (
+                    "."
+                    if last.rank == 1
+                    else ", but the golden pair is not shown to be best either."
+                )
             )
         earlier = "; ".join(
             f"after {s.epochs} epoch{'s' * (s.epochs != 1)} rank {s.rank or 'none'} "
@@ -344,7 +355,11 @@ def verdict(stages: list[Study], mnist: Study) -> Verdict:
     found = tuple(stage(s) for s in stages)
     last = found[-1]
     finding = (
-        "no golden" if last.rank is None else "beaten" if last.beaten else "holds"
+        "no golden"
+        if last.finding == "no golden" or last.rank is None
+        else "beaten"
+        if last.beaten
+        else "holds"
     )
     return Verdict(finding, found, transfer(mnist, stages[0]))
 
@@ -353,4 +368,5 @@ FIGURES = {
     "fashion_grid_test_accuracy": lambda: grid.test_accuracy_figure(load()),
     "fashion_ranks": lambda: ranks_figure(load_stages(load())),
     "fashion_transfer": lambda: transfer_figure(load_mnist(load()), load()),
+    "fashion_effective_step": lambda: effective_lr.grid_step_figure(load()),
 }
