@@ -189,10 +189,10 @@ def stage_raw_files(
                 "replace it."
             ) from None
         if not data.accepts(found, name, expected):
+            pinned = " (or a pinned md5 of its unpacked bytes)" * bool(data.unpacked_md5)
             raise DataError(
-                f"{found} has md5 {actual}, expected {expected}"
-                f"{' (or a pinned md5 of its unpacked bytes)' * bool(data.unpacked_md5)}"
-                f": replace it with the official {data.title} file."
+                f"{found} has md5 {actual}, expected {expected}{pinned}: replace it "
+                f"with the official {data.title} file."
             )
         try:
             shutil.copyfile(found, target)

@@ -92,9 +92,10 @@ def cluster_client(scheduler: str | None, workers: int, processes: bool = True):
         memory_limit=0,
         silence_logs=logging.CRITICAL,
     )
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, so glibc hands every
-    # freed batch tensor back to the kernel and faults it in again: training then runs
-    # about three times slower (half its time in the kernel). Workers keep the default.
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, so glibc hands
+    # every freed batch tensor back to the kernel and faults it in again: training then
+    # runs about three times slower (half its time in the kernel). Workers keep the
+    # default.
     no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
     with _sigint_ignored_by_children(processes), dask.config.set(no_trim):
         cluster = LocalCluster(**options)
