@@ -189,7 +189,9 @@ def stage_raw_files(
                 "replace it."
             ) from None
         if not data.accepts(found, name, expected):
-            pinned = " (or a pinned md5 of its unpacked bytes)" * bool(data.unpacked_md5)
+            pinned = (
+                " (or a pinned md5 of its unpacked bytes)" if data.unpacked_md5 else ""
+            )
             raise DataError(
                 f"{found} has md5 {actual}, expected {expected}{pinned}: replace it "
                 f"with the official {data.title} file."
