@@ -50,6 +50,12 @@ WORDS_BY_FINDING: dict[str, dict[str, str]] = {
         "missing": "not testable here",
     },
     # claim: an MI-driven learning-rate decay trains better than a constant rate
+    # the grid's claim asked again on Fashion-MNIST, at its longest stage
+    "fashion": {
+        "holds": "partly",  # not beaten; "reproduced" where it ranks first
+        "beaten": "not reproduced",
+        "no golden": "not testable here",
+    },
     "mutual_info": {
         "higher": "reproduced",
         "tied": "not reproduced",
@@ -67,6 +73,7 @@ STUDIES = (
     "mse",
     "noise",
     "mutual_info",
+    "fashion",
 )
 """Every study whose verdict the ledger carries (all but the training chapter's)."""
 
@@ -330,6 +337,37 @@ def mutual_info_entry(found, epochs: int) -> Entry:
     )
 
 
+def fashion_entry(found) -> Entry:
+    """The grid's claim on Fashion-MNIST (:func:`golden.studies.fashion.verdict`)."""
+    last = found.stages[-1]
+    word = (
+        "reproduced"
+        if found.finding == "holds" and last.rank == 1
+        else WORDS_BY_FINDING["fashion"][found.finding]
+    )
+    t = found.transfer
+    numbers = (
+        "fewer than two golden runs learned"
+        if found.finding == "no golden"
+        else f"golden {last.golden}, rank {last.rank} of {last.pairs}, "
+        f"{last.beaten_by} of {last.tested} pairs ahead after Holm"
+    )
+    numbers += (
+        f"; rank correlation with MNIST ρ = {t.rho:.2f} ({t.low:.2f} to {t.high:.2f})"
+    )
+    return Entry(
+        "No pair of the grid beats the golden pair on a second, harder data set "
+        "(Fashion-MNIST): the 2024 claim asked again, the book's own question",
+        cite("jaeger2024double"),
+        word,
+        numbers,
+        str(last.epochs),
+        "{ref}`fashion`",
+        "fashion",
+        found.finding,
+    )
+
+
 # --- the rows without an experiment ---------------------------------------------------
 
 
@@ -375,7 +413,7 @@ def fixed_entries() -> list[Entry]:
             cite("bui2026optimal"),
             "not testable here",
             "the abstract gives no values and no setting; the book tests the 2024 "
-            "values on MNIST classification only",
+            "values on MNIST and Fashion-MNIST classification only",
             "—",
             "{ref}`grid`",
         ),
@@ -398,11 +436,21 @@ class Verdicts:
 
 def verdicts() -> Verdicts:
     """Every study's verdict, by the same call its chapter makes."""
-    from golden.studies import breakeven, contenders, grid, mse, mutual_info, noise
+    from golden.studies import (
+        breakeven,
+        contenders,
+        fashion,
+        grid,
+        mse,
+        mutual_info,
+        noise,
+    )
     from golden.studies import effective_lr as elr
 
     grid_study = grid.load()
     halving = contenders.load()
+    fashion_grid = fashion.load()
+    fashion_stages = fashion.load_stages(fashion_grid)
     studies = {
         "grid": grid_study,
         "contenders": halving.study,
@@ -411,6 +459,7 @@ def verdicts() -> Verdicts:
         "mse": report.load("loss"),
         "noise": report.load("noise"),
         "mutual_info": mutual_info.load(),
+        "fashion": fashion_stages[-1],
     }
     decide: dict[str, Callable] = {
         "grid": lambda study: grid.verdict(study),
@@ -420,6 +469,9 @@ def verdicts() -> Verdicts:
         "mse": mse.verdict,
         "noise": noise.verdict,
         "mutual_info": mutual_info.verdict,
+        "fashion": lambda study: fashion.verdict(
+            fashion_stages, fashion.load_mnist(fashion_grid)
+        ),
     }
     found = {name: decide[name](studies[name]) for name in STUDIES}
     stamps = tuple(dict.fromkeys(study.stamp() for study in studies.values()))
@@ -444,6 +496,7 @@ def entries(found: Verdicts | None = None) -> list[Entry]:
         noise_entry(v["noise"]),
         breakeven_entry(v["breakeven"], epochs["breakeven"]),
         mutual_info_entry(v["mutual_info"], epochs["mutual_info"]),
+        fashion_entry(v["fashion"]),
         *fixed_entries(),
     ]
 

@@ -16,7 +16,15 @@ import yaml
 from golden import ledger, theory
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.results import Comparison, Estimate
-from golden.studies import breakeven, contenders, grid, mse, mutual_info, noise
+from golden.studies import (
+    breakeven,
+    contenders,
+    fashion,
+    grid,
+    mse,
+    mutual_info,
+    noise,
+)
 
 OTHER = (0.1, 0.825)
 
@@ -189,6 +197,25 @@ def test_every_mutual_information_outcome_maps_to_a_word():
     assert "ρ" not in ledger.mutual_info_entry(wrong, 5).numbers
 
 
+def test_every_fashion_finding_maps_to_a_word():
+    from test_studies_fashion import FASHION, MNIST, rung_study
+
+    def found(golden, common):
+        rung = rung_study({GOLDEN_PAIR: golden, COMMON_PAIR: common})
+        return ledger.fashion_entry(fashion.verdict([FASHION, rung], MNIST))
+
+    first = found([0.92, 0.915, 0.918], [0.912, 0.909, 0.912])
+    holds = found([0.91, 0.913, 0.909], [0.912, 0.909, 0.912])
+    beaten = found([0.880, 0.890, 0.885], [0.900, 0.9101, 0.9052])
+    none = found([0.1, 0.1, 0.1], [0.9, 0.91, 0.92])
+    words = {e.finding: e.verdict for e in (holds, beaten, none)}
+    assert words == ledger.WORDS_BY_FINDING["fashion"]
+    assert (first.finding, first.verdict) == ("holds", "reproduced")
+    assert "rank 2 of 2, 0 of 1 pairs ahead after Holm" in holds.numbers
+    assert none.numbers.startswith("fewer than two golden runs learned")
+    assert all("ρ = 1.00" in e.numbers and e.epochs == "10" for e in (first, none))
+
+
 def test_the_rows_without_an_experiment_carry_no_result():
     rows = ledger.fixed_entries()
     assert all(not row.study and row.epochs == "—" for row in rows)
@@ -232,6 +259,9 @@ def test_every_study_verdict_is_in_the_ledger_with_its_word(stored):
     assert row.verdict == ledger.noise_word(v["noise"])
     (row,) = by_study["mutual_info"]
     assert row.finding == v["mutual_info"].decay
+    (row,) = by_study["fashion"]
+    assert row.finding == v["fashion"].finding
+    assert row.epochs == str(v["fashion"].stages[-1].epochs)
     assert all(row.verdict in ledger.WORDS for row in rows)
 
 
@@ -264,6 +294,9 @@ def test_the_ledgers_numbers_are_those_the_chapters_print(stored):
     if v["mse"].finding != "untested":
         ce = format(v["mse"].final[0], ".4f")
         assert ce in rows["mse"].numbers and ce in v["mse"].text()
+    t = v["fashion"].transfer
+    for number in (f"{t.rho:.2f}", f"{t.low:.2f}"):
+        assert number in rows["fashion"].numbers and number in v["fashion"].text()
     c = v["mutual_info"].comparison
     if c is not None:
         for number in (f"{c.diff.mean:+.4f}", f"{c.p_value:.3f}"):
