@@ -166,3 +166,10 @@ def test_mean_accuracies_leave_out_pairs_that_did_not_learn():
     study = grid_study({GOLDEN_PAIR: spread(0.9), (0.2, 0.9): [0.1, 0.1, 0.1]})
     assert set(fashion.mean_accuracies(study)) == {GOLDEN_PAIR}
     assert math.isclose(fashion.mean_accuracies(study)[GOLDEN_PAIR], 0.9 + 0.001 / 3)
+
+
+def test_a_rung_under_another_protocol_is_never_mixed_in(monkeypatch):
+    book = report.Study("grid", protocol("book", "fashion-mnist"), FASHION.runs)
+    quick_rung = rung_study({GOLDEN_PAIR: spread(0.9)})
+    monkeypatch.setattr(fashion.report, "load", lambda *args, **kwargs: quick_rung)
+    assert fashion.load_stages(book) == [book]

@@ -41,9 +41,12 @@ def load_mnist(like: Study) -> Study:
 
 
 def load_stages(study: Study) -> list[Study]:
-    """The grid and every complete rung of successive halving under its protocol:
-    rung 1 always (trained now under the quick fallback), rung 2 where stored."""
+    """The grid and every complete rung of successive halving under its protocol
+    (under the quick fallback, rung 1 is trained now); a rung that fell back to
+    another protocol than the grid's is left out, never mixed in."""
     rung1 = report.load("contenders10", preferred=study.proto.name, dataset=DATASET)
+    if rung1.proto != study.proto:
+        return [study]
     stages = [study, rung1]
     final = experiments.complete_runs("contenders30", rung1.proto)
     if final is not None:
