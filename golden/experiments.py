@@ -205,8 +205,8 @@ def train_size(proto: Protocol) -> int:
     return len(splits(proto.dataset, proto.quick_data, -1, proto.data_fraction).train)
 
 
-# Label noise (Bui et al. 2026 claim SGD with the golden pair is more robust to noise
-# than Adam).
+# Label noise: SGD at the golden pair against Adam, the book's own question (the
+# abstract of Bui et al. 2026 says nothing about Adam or label noise).
 NOISE_LEVELS = (0.0, 0.2, 0.4)
 ADAM = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.0}  # PyTorch's default betas
 # Mutual information (Vasudevan 2020): the golden pair and its grid neighbours, then the

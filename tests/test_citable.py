@@ -128,6 +128,22 @@ def test_citation_cff_has_the_required_keys_of_cff_1_2_0(cff):
         )
 
 
+def test_the_book_has_a_licence_and_citation_cff_names_it(cff):
+    """LICENSE splits code (MIT) from text and figures (CC BY 4.0) at its top, and
+    CITATION.cff names both by their SPDX identifiers."""
+    licence = REPO_ROOT / "LICENSE"
+    assert licence.is_file(), "the repository has no LICENSE"
+    text = licence.read_text(encoding="utf-8")
+    head = text.split("MIT License\n", 1)[0]
+    assert "MIT License" in head and "CC BY 4.0" in head, "the split is not at the top"
+    assert "Permission is hereby granted, free of charge" in text
+    assert "Copyright (c) 2026 The Golden Ratio book authors" in text
+    assert "https://creativecommons.org/licenses/by/4.0/legalcode" in text
+    assert cff["license"] == ["MIT", "CC-BY-4.0"]
+    assert "LICENSE" in (REPO_ROOT / "README.md").read_text()
+    assert "LICENSE" in (CHAPTERS / "cite.md").read_text()
+
+
 def test_citation_cff_names_this_book_and_its_version(cff):
     config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]

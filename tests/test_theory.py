@@ -319,6 +319,16 @@ def test_processes_cross_at_one_for_the_circle_base():
     assert primal(0.3) == pytest.approx(dual(math.pi / 2 - 0.3))
 
 
+def test_the_primal_curve_is_no_probability_past_a_quarter_turn():
+    """For the circle base, Eq. (16) exceeds one for every angle past pi/4 and is
+    unbounded towards pi/2; for a base above one it is negative."""
+    first, top = bayes.primal_above_one()
+    assert first == pytest.approx(math.pi / 4, abs=1e-3) and first > math.pi / 4
+    assert top == sp.oo
+    primal, _ = bayes.process_curves(2)
+    assert all(primal(a) < 0 for a in (0.1, math.pi / 4, 1.5))
+
+
 def test_information_doubles_only_at_the_golden_ratio():
     assert bayes.information_doubling_solutions() == sp.FiniteSet(theory.golden_ratio())
     assert -math.log(1 - FLOAT_P1) == pytest.approx(-2 * math.log(FLOAT_P1))

@@ -194,6 +194,21 @@ def process_curves(base) -> tuple[Callable, Callable]:
     return primal, dual
 
 
+def primal_above_one(base=CIRCLE_BASE, points: int = 4001) -> tuple[float, sp.Expr]:
+    """Where Eq. (16) with ``base`` leaves [0, 1], the range of a probability.
+
+    Returns the smallest angle of a grid of ``points`` angles in (0, pi/2) at which the
+    curve exceeds one, and its limit as phi -> pi/2 from below (its supremum, since it
+    rises monotonically for a base below one).
+    """
+    primal, _ = process_curves(base)
+    angles = np.linspace(1e-4, np.pi / 2 - 1e-4, points)
+    above = angles[primal(angles) > 1]
+    first = float(above.min()) if above.size else float("nan")
+    top = sp.limit(primal_process().subs(lam, base), phi, sp.pi / 2, "-")
+    return first, top
+
+
 # --------------------------------------------------------------------------- Eqs. 24-31
 
 
@@ -334,8 +349,9 @@ def process_figure():
     fig, ax = plt.subplots()
     primal_label = r"primal $2\sin\varphi\,\log_{\lambda_*}(\cos\varphi)$"
     dual_label = r"dual $2\log_{\lambda_*}(\sin\varphi)\cos\varphi$"
-    ax.plot(angles, primal(angles), label=primal_label + ", Jaeger 2024 (16)")
-    ax.plot(angles, dual(angles), label=dual_label + ", Jaeger 2024 (23)")
+    # (16) and (23): numbers inferred from the source's ranges (11)-(16), (18)-(23)
+    ax.plot(angles, primal(angles), label=primal_label + ", Jaeger 2024 (16), inferred")
+    ax.plot(angles, dual(angles), label=dual_label + ", Jaeger 2024 (23), inferred")
     ax.axvline(np.pi / 4, color="0.5", ls=":", lw=1)
     ax.axhline(1, color="0.5", ls=":", lw=1)
     ax.plot(np.pi / 4, 1, "ko", markersize=5)

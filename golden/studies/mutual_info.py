@@ -262,13 +262,35 @@ class Verdict:
     Fano's bound: the records are wrong) or "no data" (fewer than three run-epochs that
     learned). ``decay``: "higher" or "lower" (significant at the 5% level), "tied" (not
     significant) or "untested" (fewer than two seeds learned under both).
+    ``cuts``: how far the decay cuts the learning rate after the first epoch, its
+    second rate over its first, for each seed that learned under it (by seed); the
+    text gives their range, not one seed's value.
     """
 
     tracking: str
     decay: str
     fit: Tracking
     comparison: Comparison | None = None
-    cut: float = math.nan  # the decay's second rate over its first (lowest seed)
+    cuts: tuple[float, ...] = ()  # the decay's second rate over its first, per seed
+
+    @property
+    def cut_range(self) -> tuple[float, float]:
+        """The lowest and the highest of :attr:`cuts` (NaN, NaN without any)."""
+        return (min(self.cuts), max(self.cuts)) if self.cuts else (math.nan, math.nan)
+
+    def _cut_text(self) -> str:
+        low, high = self.cut_range
+        if math.isnan(low):
+            return ""
+        seeds = WORDS.get(len(self.cuts), str(len(self.cuts)))
+        if f"{low:.1%}" == f"{high:.1%}":
+            share = f"to {low:.1%} of its value"
+            where = f" in each of the {seeds} seeds" if len(self.cuts) > 1 else ""
+        else:
+            share = f"to between {low:.1%} and {high:.1%} of its value"
+            where = f" across the {seeds} seeds"
+        return (f", which cuts the golden learning rate {share} after the first "
+                f"epoch{where},")
 
     def text(self) -> str:
         if self.tracking == "violates":
@@ -293,9 +315,7 @@ class Verdict:
             return head + ("The MI-driven decay cannot be compared with the constant "
                            "golden pair: fewer than two seeds learned under both.")
         c = self.comparison
-        cut = ("" if math.isnan(self.cut) else
-               f", which cuts the golden learning rate to {self.cut:.1%} of its value "
-               "after the first epoch,")
+        cut = self._cut_text()
         sign = "higher" if c.diff.mean > 0 else "lower"
         seeds = WORDS.get(c.diff.n, str(c.diff.n))
         return (head + f"The MI-driven decay{cut} ends with a {sign} mean test "
@@ -320,11 +340,12 @@ def verdict(study: report.Study) -> Verdict:
     decay = ("untested" if c is None else
              {1: "higher", -1: "lower", 0: "tied"}[c.direction])
     decayed = group(study.runs, variant).get(DECAY)
-    cut = math.nan
-    if decayed is not None and decayed.learned:
-        rates = decayed.learned[min(decayed.learned)].metrics["lr"]
-        cut = rates[1] / rates[0] if len(rates) > 1 else math.nan
-    return Verdict(found, decay, fit, c, cut)
+    cuts: tuple[float, ...] = ()
+    if decayed is not None:
+        learned = decayed.learned
+        rates = [learned[seed].metrics["lr"] for seed in sorted(learned)]
+        cuts = tuple(lr[1] / lr[0] for lr in rates if len(lr) > 1)
+    return Verdict(found, decay, fit, c, cuts)
 
 
 FIGURES = {"mi_tracks_accuracy": lambda: tracking_figure(load()),
