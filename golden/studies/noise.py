@@ -1,9 +1,10 @@
 """The label-noise study: SGD at the golden pair against Adam, from the stored runs.
 
-Bui et al. (2026) claim that SGD with the golden values generalises better than Adam and
-is more robust to label noise. The ``noise`` experiment trains both optimizers at each
-noise level from the same seeds (same corrupted labels, initial weights and batches), so
-every comparison here pairs runs by seed. Two families of comparisons are each
+The book's own question, not a claim of its sources (the abstract of Bui et al. 2026
+says nothing about Adam or noise): does SGD with the golden values generalise better
+than Adam, and is it more robust to label noise? The ``noise`` experiment trains both
+optimizers at each noise level from the same seeds (same corrupted labels, initial
+weights and batches), so every comparison here pairs runs by seed. Two families of comparisons are each
 corrected with Holm's method: the final test accuracy, SGD minus Adam, at every noise
 level; and the accuracy lost from clean to noisy labels, Adam's loss minus SGD's, at
 every noisy level. Runs that diverged or finished at chance accuracy are counted and
@@ -350,8 +351,8 @@ class Verdict:
             f"seed, Holm-corrected over the {len(self.accuracy)} noise levels "
             "compared: "
             + "; ".join(self._level(level) for level in self.levels)
-            + f". The claim that SGD with the golden values generalises better than "
-            f"Adam {claim}"
+            + f". The question's hypothesis, that SGD with the golden values "
+            f"generalises better than Adam, {claim}"
             + (
                 f" (Adam is significantly ahead at {report.percent_list(behind)})"
                 if behind
@@ -362,7 +363,7 @@ class Verdict:
             + robust
             + left_out
             + f" Caveats: one network, one data set, {self.epochs} epochs and one Adam "
-            "learning rate; the 2026 paper's own setting is unknown to us. "
+            "learning rate. "
             f"({self.protocol})"
         )
 
