@@ -4,11 +4,11 @@ The book's own question, not a claim of its sources (the abstract of Bui et al. 
 says nothing about Adam or noise): does SGD with the golden values generalise better
 than Adam, and is it more robust to label noise? The ``noise`` experiment trains both
 optimizers at each noise level from the same seeds (same corrupted labels, initial
-weights and batches), so every comparison here pairs runs by seed. Two families of comparisons are each
-corrected with Holm's method: the final test accuracy, SGD minus Adam, at every noise
-level; and the accuracy lost from clean to noisy labels, Adam's loss minus SGD's, at
-every noisy level. Runs that diverged or finished at chance accuracy are counted and
-left out.
+weights and batches), so every comparison here pairs runs by seed. Two families of
+comparisons are each corrected with Holm's method: the final test accuracy, SGD minus
+Adam, at every noise level; and the accuracy lost from clean to noisy labels, Adam's
+loss minus SGD's, at every noisy level. Runs that diverged or finished at chance
+accuracy are counted and left out.
 """
 
 from __future__ import annotations
