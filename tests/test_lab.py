@@ -189,6 +189,34 @@ def test_saving_a_notebook_writes_myst_text_and_no_ipynb(lab: Lab) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_every_chapter_saved_from_the_server_is_byte_for_byte_the_same(
+    lab: Lab,
+) -> None:
+    """Opening a chapter and saving it unchanged, as JupyterLab does, changes no byte:
+    the committed MyST text is the form jupytext writes ([tool.jupytext] in
+    pyproject.toml keeps versions out of the header). Saved into the git-ignored
+    _build, next to the chapters' own configuration."""
+    folder = REPO_ROOT / "_build" / f"lab-roundtrip-{lab.port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = []
+    try:
+        for chapter in sorted((REPO_ROOT / "chapters").glob("*.md")):
+            served = lab.request(
+                "GET", f"/api/contents/chapters/{chapter.name}?type=notebook&content=1"
+            )
+            target = (folder / chapter.name).relative_to(REPO_ROOT).as_posix()
+            lab.request(
+                "PUT",
+                f"/api/contents/{target}",
+                {"type": "notebook", "format": "json", "content": served["content"]},
+            )
+            if (folder / chapter.name).read_bytes() != chapter.read_bytes():
+                changed.append(chapter.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert changed == []
+
+
 def execute(
     ws: websocket.WebSocket, session: str, code: str, expressions: dict | None = None
 ) -> tuple[dict, list[dict]]:
