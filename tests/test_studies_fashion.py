@@ -162,6 +162,14 @@ def test_figures_are_stamped_with_the_data_set():
     plt.close(fig)
 
 
+def test_with_the_grid_alone_the_ranks_figure_names_the_command():
+    fig = fashion.ranks_figure([FASHION])
+    (text,) = fig.axes[0].texts
+    assert "python -m golden sweep contenders --protocol quick" in text.get_text()
+    assert "--dataset fashion-mnist" in text.get_text()
+    plt.close(fig)
+
+
 def test_mean_accuracies_leave_out_pairs_that_did_not_learn():
     study = grid_study({GOLDEN_PAIR: spread(0.9), (0.2, 0.9): [0.1, 0.1, 0.1]})
     assert set(fashion.mean_accuracies(study)) == {GOLDEN_PAIR}

@@ -131,8 +131,23 @@ def stages_table(stages: list[Stage]) -> str:
 
 
 def ranks_figure(stages: list[Study]) -> plt.Figure:
-    """How the promoted pairs' ranks move over the stages (the contenders' figure)."""
-    fig = contenders.rank_figure(*(s.runs for s in stages))
+    """How the promoted pairs' ranks move over the stages (the contenders' figure);
+    with the grid alone, the command that trains the first rung."""
+    if len(stages) > 1:
+        fig = contenders.rank_figure(*(s.runs for s in stages))
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 1.6))
+        ax.axis("off")
+        ax.text(
+            0.5,
+            0.5,
+            "no rung of successive halving is stored under this protocol yet:\n"
+            f"python -m golden sweep contenders --protocol {stages[0].proto.name} "
+            f"--dataset {DATASET}",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     plots.stamp(fig, stages[-1].stamp())
     return fig
 
