@@ -189,10 +189,11 @@ def stage_raw_files(
                 "replace it."
             ) from None
         if not data.accepts(found, name, expected):
+            pinned = " (or a pinned md5 of its unpacked bytes)"
             raise DataError(
                 f"{found} has md5 {actual}, expected {expected}"
-                f"{' (or a pinned md5 of its unpacked bytes)' * bool(data.unpacked_md5)}"
-                f": replace it with the official {data.title} file."
+                f"{pinned * bool(data.unpacked_md5)}: replace it with the official "
+                f"{data.title} file."
             )
         try:
             shutil.copyfile(found, target)
@@ -353,4 +354,6 @@ def splits(
     """The book's splits of data set ``name`` (cached per process); quick mode keeps
     small fixed subsets."""
     quick = settings.quick_mode() if quick is None else quick
-    return split(*load_raw(data=dataset(name)), quick=quick, fold=fold, fraction=fraction)
+    return split(
+        *load_raw(data=dataset(name)), quick=quick, fold=fold, fraction=fraction
+    )

@@ -165,7 +165,8 @@ def test_load_raw_reads_the_idx_files(tiny, source, tmp_path):
 
 
 def test_source_may_hold_files_under_the_torchvision_layout(tmp_path):
-    """As torchvision lays them out: MNIST/raw, FashionMNIST/raw (here TinyMNIST/raw)."""
+    """As torchvision lays them out: MNIST/raw, FashionMNIST/raw (here
+    TinyMNIST/raw)."""
     nested = tmp_path / "shared" / "TinyMNIST" / "raw"
     tiny = dataset_class(write_idx_set(nested))
     train, _ = load_raw(tmp_path / "shared", tmp_path / "home", tiny)
