@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from golden import theory
+from golden import settings, theory
 from golden.data import DATASETS, DataError
 from golden.experiments import (
     EXPERIMENTS,
@@ -21,6 +21,7 @@ from golden.experiments import (
     grid_pairs,
 )
 from golden.settings import SettingsError
+from golden.store import RecordNotWritten
 from golden.train import ConfigError, TrainConfig
 
 # argparse takes "-inf", "-1e-3" or "-1,2" for options (it knows only "-1" and "-.5" as
@@ -217,12 +218,27 @@ def run_sweep(args) -> None:
     print(proto.describe())
     store = Store.default()
     for name in names:
-        folder = runner.sweep(
-            name, proto, workers=args.workers, scheduler=args.scheduler, store=store
-        )
-        configs = experiments.experiment(name).configs(proto)
-        stored = len(configs) - len(store.pending(configs, folder))
-        print(f"{name}: {stored} of {len(configs)} runs stored in {folder}")
+        try:
+            runner.sweep(
+                name, proto, workers=args.workers, scheduler=args.scheduler, store=store
+            )
+        except RecordNotWritten as error:
+            raise ExperimentError(
+                f"{error}; {stored_text(name, proto, store)}, and a rerun resumes from "
+                "them"
+            ) from None
+        print(f"{name}: {stored_text(name, proto, store)}")
+
+
+def stored_text(name: str, proto, store) -> str:
+    """How many of an experiment's runs have an intact record, counted on disk: ``N of
+    M runs stored in FOLDER``."""
+    from golden import experiments
+
+    folder = store.folder(name, proto)
+    paths = {store.path(folder, c) for c in experiments.experiment(name).configs(proto)}
+    stored = sum(store.read(path) is not None for path in paths)
+    return f"{stored} of {len(paths)} runs stored in {folder}"
 
 
 def print_plan(names: list[str], proto) -> None:
@@ -244,6 +260,7 @@ def print_plan(names: list[str], proto) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        settings.quick_mode()  # a bad GOLDEN_QUICK stops every command before its work
         if args.command == "train":
             run_train(args)
         elif args.command == "sweep":

@@ -46,9 +46,12 @@ GOLDEN_PAIR = (GOLDEN_GRID_LR, GOLDEN_GRID_MOMENTUM)
 
 
 def grid_pairs(lrs=GRID_LRS, momenta=GRID_MOMENTA) -> list[tuple[float, float]]:
-    """All (learning rate, momentum) pairs, checked so that a bad grid fails before
-    any training."""
-    pairs = [(float(lr), float(m)) for lr in lrs for m in momenta]
+    """All distinct (learning rate, momentum) pairs in the order given, checked so that
+    a bad grid fails before any training. A value given twice (0.1 and 0.10), or as -0
+    and 0, is one grid point: it is trained once and stored under one name."""
+    pairs = list(
+        dict.fromkeys((float(lr) + 0.0, float(m) + 0.0) for lr in lrs for m in momenta)
+    )
     if not pairs:
         raise ExperimentError(
             "the grid is empty: give at least one learning rate and one momentum"

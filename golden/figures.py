@@ -15,7 +15,8 @@ from typing import Callable
 
 import matplotlib.pyplot as plt
 
-from golden import plots
+from golden import plots, settings
+from golden.files import prove_writable
 from golden.protocols import ExperimentError
 
 FIGURE_MODULES = (
@@ -56,10 +57,26 @@ def write(out: Path | None = None, names: list[str] | None = None) -> list[Path]
         raise ExperimentError(
             f"unknown figure {unknown[0]!r}: choose from {', '.join(figures)}"
         )
+    folder = settings.figures_dir() if out is None else Path(out)
+    try:
+        prove_writable(folder)  # before the drawing, which may take minutes
+    except OSError as error:
+        raise ExperimentError(
+            f"cannot write figures to {folder} ({error.strerror or error}): make it a "
+            "folder you may write to, or choose another with --out"
+        ) from None
     plots.use_style()
+    names = names or list(figures)
     paths = []
-    for name in names or figures:
+    for name in names:
         fig = figures[name]()
-        paths.append(plots.save_figure(fig, name, folder=out))
-        plt.close(fig)
+        try:
+            paths.append(plots.save_figure(fig, name, folder=folder))
+        except OSError as error:
+            raise ExperimentError(
+                f"cannot write {folder / name}.png ({error.strerror or error}); "
+                f"{len(paths)} of the {len(names)} figures were written and are kept"
+            ) from None
+        finally:
+            plt.close(fig)
     return paths

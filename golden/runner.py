@@ -26,6 +26,7 @@ from tqdm import tqdm
 from golden import settings
 from golden.data import splits
 from golden.experiments import experiment
+from golden.files import prove_writable
 from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
 from golden.store import Store, run_id
 from golden.train import TrainConfig, train
@@ -35,14 +36,27 @@ SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
 EVAL_COST = 1 / 3
 
 
+def checkpoint_folder(quick_data: bool) -> Path:
+    return settings.checkpoints_dir() / ("quick" if quick_data else "full")
+
+
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
     """Where a run that longer runs continue keeps its end state (a cache, never a
     result)."""
-    return (
-        settings.checkpoints_dir()
-        / ("quick" if quick_data else "full")
-        / f"{run_id(config)}.pt"
-    )
+    return checkpoint_folder(quick_data) / f"{run_id(config)}.pt"
+
+
+def prepare_checkpoints(quick_data: bool) -> None:
+    """Fail in one line, before any training, if the runs that longer runs continue
+    could not keep their end states (rung 2 would silently train from the start)."""
+    folder = checkpoint_folder(quick_data)
+    try:
+        prove_writable(folder)
+    except OSError as error:
+        raise ExperimentError(
+            f"cannot keep checkpoints in {folder} ({error.strerror or error}): make it "
+            "a folder golden may write to, or set GOLDEN_DATA_HOME to one"
+        ) from None
 
 
 def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
@@ -157,6 +171,8 @@ def sweep(
     todo = store.pending(configs, folder)
     if not todo:
         return folder
+    if exp.continues:
+        prepare_checkpoints(proto.quick_data)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     with (
         cluster_client(scheduler, workers, processes) as client,

@@ -2,8 +2,9 @@
 
 Environment variables (documented in README.md):
 
-* ``GOLDEN_QUICK=1``  quick mode: tiny data and few epochs, same code path as a full
-  run.
+* ``GOLDEN_QUICK=1`` (or ``true``, ``yes``, ``on``)  quick mode: tiny data and few
+  epochs, same code path as a full run; unset, empty, ``0``, ``false``, ``no`` or
+  ``off``: full mode; any other value is refused.
 * ``GOLDEN_MNIST_SOURCE``  a folder holding the official MNIST ``*.gz`` files (either
   directly or under ``MNIST/raw/``); default: ``../shared/data`` beside the repository.
 * ``GOLDEN_FASHION_MNIST_SOURCE``  the same for Fashion-MNIST (or under
@@ -38,14 +39,25 @@ def _folder(variable: str) -> Path | None:
     return Path(value).expanduser()
 
 
+# GOLDEN_QUICK's values, in any case; any other is refused, so that a typo never starts
+# the expensive mode (or the cheap one) unnoticed.
+QUICK_VALUES = ("1", "true", "yes", "on")
+FULL_VALUES = ("", "0", "false", "no", "off")
+
+
 def quick_mode() -> bool:
-    """True when ``GOLDEN_QUICK`` is set to a true value (``1``, ``true``, ``yes``)."""
-    return os.environ.get("GOLDEN_QUICK", "").strip().lower() in {
-        "1",
-        "true",
-        "yes",
-        "on",
-    }
+    """True when ``GOLDEN_QUICK`` asks for quick mode (``1``, ``true``, ``yes``,
+    ``on``), False when it is unset or asks for full mode (empty, ``0``, ``false``,
+    ``no``, ``off``); any other value is a SettingsError."""
+    value = os.environ.get("GOLDEN_QUICK", "")
+    if value.strip().lower() in QUICK_VALUES:
+        return True
+    if value.strip().lower() in FULL_VALUES:
+        return False
+    raise SettingsError(
+        f"GOLDEN_QUICK={value!r} names no mode: set it to 1, true, yes or on for "
+        "quick mode, to 0, false, no or off (or unset it) for full mode"
+    )
 
 
 def mode_name() -> str:

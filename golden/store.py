@@ -2,15 +2,18 @@
 
 A record lives at ``<root>/<experiment>/<protocol>-<digest>/<run id>.json`` and holds
 the run's configuration and history, its protocol, provenance and a checksum. A record
-counts only if it parses as strict JSON, its checksum holds, its configuration gives its
-file name and its experiment and protocol give its folder: a record copied over another
-run's file is refused, so no seed is counted twice. Writes are atomic (a temporary file
-of the writer's own, ``fsync``, rename), so two sweeps on one store never corrupt it;
-reading never writes.
+counts only if it is a regular file of at most MAX_RECORD_BYTES, parses as strict JSON,
+its checksum holds, every field of its run is there with its type and one value per
+epoch, its configuration gives its file name and its experiment and protocol give its
+folder: a record copied over another run's file is refused, so no seed is counted twice.
+:meth:`Store.read` is the one gate: every reader (sweeps, studies, figures) gets records
+through it. Writes are atomic (a temporary file of the writer's own, ``fsync``,
+rename), so two sweeps on one store never corrupt it; reading never writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -25,6 +28,7 @@ from pathlib import Path
 import torch
 
 from golden import settings
+from golden.files import UnusableFile, prove_writable, read_bounded
 from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
 from golden.train import TrainConfig
 
@@ -41,8 +45,79 @@ TAGS = {
 }
 
 
+# Records are a few kB (the largest stored, a 30-epoch run, is about 31 kB).
+MAX_RECORD_BYTES = 16 * 2**20
+
+
 class CorruptRecordWarning(UserWarning):
     """A record file that does not count (named, so that it can be removed or rerun)."""
+
+
+class NotARecord(ValueError):
+    """Why a file does not count as a record, in a few words."""
+
+
+class RecordNotWritten(ExperimentError):
+    """A record that could not be written; the records written before it are kept."""
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value, nullable: bool = False) -> bool:
+    """A list of numbers (or nulls, where a non-finite value was stored as null)."""
+    return isinstance(value, list) and all(
+        _number(item) or (nullable and item is None) for item in value
+    )
+
+
+def _counts(matrix) -> bool:
+    return isinstance(matrix, list) and all(
+        isinstance(row, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in row)
+        for row in matrix
+    )
+
+
+# The fields of a record's run besides its configuration, and the type of each.
+RUN_FIELDS = {
+    "diverged": lambda value: isinstance(value, bool),
+    "wall_time_s": _number,
+    "train_loss": lambda value: _numbers(value, nullable=True),
+    "val_acc": _numbers,
+    "test_acc": _numbers,
+}
+LATER_FIELDS = {  # absent from the records made before they existed
+    "lr": _numbers,
+    "val_confusion": lambda value: isinstance(value, list) and all(map(_counts, value)),
+    "probes": lambda value: (
+        isinstance(value, dict)
+        and all(_numbers(series, nullable=True) for series in value.values())
+    ),
+}
+EVALUATED = ("val_acc", "test_acc", "val_confusion")  # after each finished epoch
+
+
+def _check_run(run, config: TrainConfig) -> None:
+    """NotARecord unless ``run`` holds every field with its type, a loss and a learning
+    rate per epoch trained, and the evaluations of each finished epoch."""
+    if not isinstance(run, dict):
+        raise NotARecord("its run is not an object")
+    for name, valid in (*RUN_FIELDS.items(), *LATER_FIELDS.items()):
+        if name not in run and name in LATER_FIELDS:
+            continue
+        if name not in run or not valid(run[name]):
+            raise NotARecord(f"its field {name!r} is missing or mistyped")
+    trained = len(run["train_loss"])
+    finished = trained - 1 if run["diverged"] else trained
+    expected = {"train_loss": trained, "lr": trained}
+    expected.update(dict.fromkeys(EVALUATED, finished))
+    complete = run["diverged"] or trained == config.epochs
+    if not (1 <= trained <= config.epochs and complete) or any(
+        len(run[name]) != length for name, length in expected.items() if name in run
+    ):
+        raise NotARecord(f"its history does not fit epochs={config.epochs}")
 
 
 def _short(number: float) -> str:
@@ -134,10 +209,7 @@ class Store:
         """Fail in one line, before any training, if the runs' records could not be
         written."""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            prove_writable(folder)
         except OSError as error:
             raise ExperimentError(
                 f"cannot write results to {folder} ({error.strerror or error}): "
@@ -179,8 +251,10 @@ class Store:
             finally:
                 os.close(directory)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise ExperimentError(
+            # on a file system turned read-only even this fails: nothing to remove then
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise RecordNotWritten(
                 f"cannot write the record {path} ({error.strerror or error})"
             ) from None
         return path
@@ -189,32 +263,45 @@ class Store:
         """The record at ``path``, or None if it does not count (see the module's
         docstring)."""
         try:
-            record = json.loads(path.read_text(), parse_constant=_refuse_constant)
+            return self.check(path)
+        except NotARecord:
+            return None
+
+    def check(self, path: Path) -> dict:
+        """The record at ``path``, or NotARecord saying why it does not count."""
+        try:
+            text = read_bounded(path, MAX_RECORD_BYTES).decode()
+            record = json.loads(text, parse_constant=_refuse_constant)
+        except UnusableFile as why:
+            raise NotARecord(str(why)) from None
+        except OSError as error:
+            raise NotARecord(f"unreadable ({error.strerror or error})") from None
+        except (ValueError, RecursionError):
+            raise NotARecord("not strict JSON") from None
+        try:
             payload = {
                 key: record[key]
                 for key in ("experiment", "protocol", "run", "provenance")
             }
-            if record.get("checksum") != _checksum(payload):
-                return None
+            checksum_holds = record.get("checksum") == _checksum(payload)
+        except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
+            raise NotARecord("not a record") from None
+        if not checksum_holds:
+            raise NotARecord("its checksum does not hold")
+        try:
             config = TrainConfig(**{**DEFAULTS, **payload["run"]["config"]})
             proto = Protocol(
                 **{**payload["protocol"], "seeds": tuple(payload["protocol"]["seeds"])}
             )
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            TypeError,
-            AttributeError,
-            RecursionError,
-        ):
-            return None
+        except (KeyError, TypeError, ValueError):
+            raise NotARecord("its configuration or protocol is not valid") from None
+        _check_run(payload["run"], config)
         if (
             path.name != f"{run_id(config)}.json"
             or path.parent.parent.name != payload["experiment"]
             or path.parent.name != proto.folder_name()
         ):
-            return None
+            raise NotARecord("the record of another file or folder")
         return record
 
     def load(self, experiment_name: str, proto: Protocol) -> list[dict]:
@@ -223,12 +310,11 @@ class Store:
         in a CorruptRecordWarning and left alone."""
         runs = []
         for path in sorted(self.folder(experiment_name, proto).glob("*.json")):
-            record = self.read(path)
-            if record is None:
+            try:
+                record = self.check(path)
+            except NotARecord as why:
                 warnings.warn(
-                    f"ignored {path}: not an intact record of this folder",
-                    CorruptRecordWarning,
-                    stacklevel=2,
+                    f"ignored {path}: {why}", CorruptRecordWarning, stacklevel=2
                 )
                 continue
             run = record["run"]

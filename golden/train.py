@@ -16,14 +16,17 @@ during training.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import math
 import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +41,21 @@ from golden.data import (
     Split,
     with_label_noise,
 )
+from golden.files import read_bounded
 from golden.models import MODELS, build_model
 
 EVAL_BATCH = 2000
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam")  # Adam with PyTorch's default betas (0.9, 0.999)
 SCHEDULES = ("constant", "mi_decay")
-SEEDS = range(-(2**63), 2**64 - NOISE_SEED_BASE)  # torch's, less the label-noise offset
+# torch seeds a generator with the low 32 bits of a seed, and a run's label noise draws
+# from seed NOISE_SEED_BASE + seed: below 2**31, distinct seeds give distinct batch
+# orders, dropout masks and noise, and no noise stream is another seed's batch order.
+SEEDS = range(NOISE_SEED_BASE)
+# An epoch count beyond any experiment's (the 2024 protocol trains 30): a typo such as
+# --epochs 1000000 is refused at once, not trained for years.
+MAX_EPOCHS = 10_000
+FLOAT32 = torch.finfo(torch.float32)  # the optimizers compute in float32
 
 
 class ConfigError(ValueError):
@@ -78,18 +89,29 @@ class TrainConfig:
 
     def __post_init__(self):
         if not (
-            isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0
+            isinstance(self.lr, (int, float)) and FLOAT32.tiny <= self.lr <= FLOAT32.max
         ):
             raise ConfigError(
-                f"learning rate must be a positive number, got {self.lr!r}"
+                "learning rate must be a positive number float32 holds, from "
+                f"{FLOAT32.tiny:.3g} to {FLOAT32.max:.3g}, got {self.lr!r}"
             )
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (
+            isinstance(self.momentum, (int, float))
+            and 0 <= self.momentum < 1
+            and float(torch.tensor(self.momentum, dtype=torch.float32)) < 1
+        ):
+            raise ConfigError(
+                f"momentum must lie in [0, 1) in float32, got {self.momentum!r}"
+            )
+        if not (isinstance(self.epochs, int) and 1 <= self.epochs <= MAX_EPOCHS):
+            raise ConfigError(
+                f"epochs must be an integer from 1 to {MAX_EPOCHS:,}, got "
+                f"{self.epochs!r}"
+            )
         if not (isinstance(self.seed, int) and self.seed in SEEDS):
             raise ConfigError(
-                f"seed must be an integer in [-2**63, 2**64 - 2**31), got {self.seed!r}"
+                "seed must be an integer in [0, 2**31) (torch keeps 32 bits of a seed, "
+                f"and label noise uses seed + 2**31), got {self.seed!r}"
             )
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise ConfigError(
@@ -222,10 +244,11 @@ def accuracy(model: torch.nn.Module, split: Split) -> float:
     return accuracy_of(confusion(model, split))
 
 
-def epoch_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
-    """One random permutation of the training set per epoch, fixed by the seed alone."""
+def epoch_orders(n: int, epochs: int, seed: int) -> Iterator[torch.Tensor]:
+    """One random permutation of the training set per epoch, fixed by the seed alone,
+    each drawn when its epoch starts (memory does not grow with the epochs)."""
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randperm(n, generator=generator) for _ in range(epochs)]
+    return (torch.randperm(n, generator=generator) for _ in range(epochs))
 
 
 def train_epoch(
@@ -260,10 +283,15 @@ def train_epoch(
     return loss_sum / len(split)
 
 
+# A checkpoint bigger than this is not one of ours (the CNN's is about 2.5 MB).
+MAX_CHECKPOINT_BYTES = 256 * 2**20
+
+
 def save_state(path: Path, model, optimizer, history: History) -> None:
     """Everything a longer run of the same configuration needs to go on from here bit
     for bit: weights, optimizer buffers, the random state of the dropout masks, and the
-    history so far."""
+    history so far; after a line with the SHA-256 of the rest, so that a damaged
+    checkpoint is known as one. A cache: where it cannot be written, it is not."""
     state = {
         "config": asdict(replace(history.config, epochs=1)),
         "history": history.as_dict(),
@@ -271,18 +299,29 @@ def save_state(path: Path, model, optimizer, history: History) -> None:
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    content = buffer.getvalue()
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(content).hexdigest().encode()
+        temporary.write_bytes(digest + b"\n" + content)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def load_state(path: Path, config: TrainConfig, model, optimizer) -> History | None:
     """The history of a saved shorter run of ``config`` after restoring its state, or
-    None (nothing saved, another configuration, not shorter, or unreadable: train from
-    the start)."""
+    None: nothing saved, another configuration, not shorter, damaged or unreadable in
+    any way (a cache miss: the caller trains from the start)."""
     try:
-        state = torch.load(path, weights_only=True)
+        digest, _, content = read_bounded(path, MAX_CHECKPOINT_BYTES).partition(b"\n")
+        if digest != hashlib.sha256(content).hexdigest().encode():
+            return None
+        state = torch.load(io.BytesIO(content), weights_only=True)
         saved = History(
             **{**state["history"], "config": TrainConfig(**state["history"]["config"])}
         )
@@ -294,15 +333,7 @@ def load_state(path: Path, config: TrainConfig, model, optimizer) -> History | N
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-    except (
-        OSError,
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        EOFError,
-        pickle.UnpicklingError,
-    ):
+    except Exception:  # whatever a bad cache raises, it is a miss and never an error
         return None
     return replace(saved, config=config)
 
@@ -323,9 +354,13 @@ def train(
     """
     model = seeded_model(config)
     optimizer = make_optimizer(model, config)
-    history = History(config)
+    history = None
     if checkpoint is not None and not config.probe_every:
-        history = load_state(checkpoint, config, model, optimizer) or history
+        history = load_state(checkpoint, config, model, optimizer)
+        if history is None:  # a miss may have restored part of the state: start anew
+            model = seeded_model(config)
+            optimizer = make_optimizer(model, config)
+    history = history or History(config)
     done = len(history.train_loss)
     train_split = with_label_noise(data.train, config.label_noise, config.seed)
     prober = None
@@ -350,7 +385,8 @@ def train(
         unit="step",
         leave=False,
     ) as bar:
-        for order in epoch_orders(len(train_split), config.epochs, config.seed)[done:]:
+        orders = epoch_orders(len(train_split), config.epochs, config.seed)
+        for order in islice(orders, done, None):
             history.lr.append(optimizer.param_groups[0]["lr"])
             epoch_loss = train_epoch(
                 model, optimizer, train_split, order, config, bar, prober

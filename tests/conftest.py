@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 
 # `make test` exports GOLDEN_QUICK=1; a bare `pytest tests/` gets the same default.
 os.environ.setdefault("GOLDEN_QUICK", "1")
+# No test may pass or fail by chance: Hypothesis's "ci" profile draws the same examples
+# on every run (derandomize, no example database), with no deadline and no health check
+# on the time data generation takes (a loaded machine is slow, not wrong).
+settings.load_profile("ci")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tools"))

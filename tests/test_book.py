@@ -139,7 +139,9 @@ def test_book_reads_offline_in_chromium(quick_book: Build) -> None:
         f"{doc}.html" for doc in toc_files() if (HTML_DIR / f"{doc}.html").exists()
     ]
     assert pages, "no chapter page was built"
-    report = browser_check.check_pages(HTML_DIR, pages)
+    # Virtual time bounds what the pages may wait for; this bounds only a hang, so it
+    # is generous: rendering every page takes real time that grows with the load.
+    report = browser_check.check_pages(HTML_DIR, pages, timeout_s=900)
     problems = browser_check.problems(report)
     assert not problems, "\n".join(problems)
     intro = report["pages"][f"{toc_files()[0]}.html"]  # the root page

@@ -95,7 +95,7 @@ def assert_one_line_error(capsys, argv: list[str], *words: str) -> str:
         (["train", "--momentum", "nan"], ["momentum"]),
         (["train", "--model", "resnet"], ["unknown model 'resnet'", "cnn"]),
         (["train", "--loss", "hinge"], ["unknown loss 'hinge'"]),
-        (["train", "--epochs", "0"], ["epochs", ">= 1"]),
+        (["train", "--epochs", "0"], ["epochs", "from 1 to 10,000"]),
         (["train", "--optimizer", "lbfgs"], ["unknown optimizer 'lbfgs'", "adam"]),
         (["train", "--optimizer", "adam"], ["Adam", "momentum to 0"]),
         (["train", "--label-noise", "1.5"], ["label noise", "1.5"]),
@@ -152,7 +152,7 @@ def test_no_traceback_reaches_the_terminal(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a bound on a hang only: imports take long on a loaded machine
     )
     assert done.returncode == 2
     assert done.stdout == ""

@@ -9,6 +9,8 @@ holds as root, where ``chmod`` alone binds nothing. Data: test_data's tiny set, 
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import gzip
 import os
 import re
@@ -18,14 +20,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
 import golden.data
+import golden.experiments
+import golden.store
 import golden.train
-from golden import cli, runner
-from golden.data import load_raw, with_label_noise
-from golden.experiments import THREADS_PER_RUN
+from golden import cli, figures, plots, runner, settings
+from golden.data import NOISE_SEED_BASE, load_raw, with_label_noise
+from golden.experiments import PROTOCOLS, THREADS_PER_RUN, Experiment
+from golden.store import Store, run_id
 from golden.train import SEEDS, ConfigError, TrainConfig
 from test_cli import TINY_DATA, exit_status
 from test_data import FILES, N_TEST, N_TRAIN, dataset_class, write_idx_set
@@ -56,6 +62,10 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "empty"))
     monkeypatch.setattr(golden.data, "splits", refuse_data)
     monkeypatch.setattr(runner, "splits", refuse_data)  # bound there at import
+    # `sweep --lrs` registers a 'custom' experiment: keep that out of the real registry
+    monkeypatch.setattr(
+        golden.experiments, "EXPERIMENTS", dict(golden.experiments.EXPERIMENTS)
+    )
     REAL_SPLITS.cache_clear()
     threads = torch.get_num_threads()
     yield
@@ -92,10 +102,19 @@ FAULTS = [
     ("noise -inf", "train --label-noise -inf", {}, ["label noise", "-inf"]),
     ("noise 1", "train --label-noise 1", {}, ["label noise", "[0, 1)"]),
     ("epochs -1e3", "train --epochs -1e3", {}, ["--epochs", "invalid int value"]),
-    ("epochs -3", "train --epochs=-3", {}, ["epochs", ">= 1"]),
+    ("epochs -3", "train --epochs=-3", {}, ["epochs", "from 1 to 10,000", "-3"]),
     ("seed 2**64", f"train --seed {2**64}", {}, ["seed", str(2**64)]),
-    ("seed -2**63-1", f"train --seed {-(2**63) - 1}", {}, ["seed", "-2**63"]),
     ("seed -inf", "train --seed -inf", {}, ["--seed", "invalid int value"]),
+    # what float32 and torch's generators can hold
+    ("lr 1e39", "train --lr 1e39", {}, ["learning rate", "float32", "1e+39"]),
+    ("lr 1e300", "train --lr 1e300", {}, ["learning rate", "3.4e+38", "1e+300"]),
+    ("lr 1e-50", "train --lr 1e-50", {}, ["learning rate", "1.18e-38", "1e-50"]),
+    ("momentum 1-1e-9", "train --momentum 0.999999999", {}, ["momentum", "float32"]),
+    ("epochs 10**12", f"train --epochs {10**12}", {}, ["epochs", "10,000"]),
+    ("epochs 10001", "train --epochs 10001", {}, ["epochs", "10,000", "10001"]),
+    ("seed -1", "train --seed -1", {}, ["seed", "[0, 2**31)", "-1"]),
+    ("seed 2**31", f"train --seed {2**31}", {}, ["seed", "32 bits", str(2**31)]),
+    ("seed 2**63", f"train --seed {2**63}", {}, ["seed", str(2**63)]),
     ("adam momentum", "train --optimizer adam --momentum 0.5", {}, ["Adam"]),
     # names
     ("model", "train --model vgg", {}, ["unknown model 'vgg'", "mlp"]),
@@ -122,6 +141,11 @@ FAULTS = [
     ("home empty", "train", {"GOLDEN_DATA_HOME": ""}, ["GOLDEN_DATA_HOME is set"]),
     ("home blank", "train", {"GOLDEN_DATA_HOME": " "}, ["GOLDEN_DATA_HOME is set"]),
     ("source empty", "train", {"GOLDEN_MNIST_SOURCE": ""}, ["GOLDEN_MNIST_SOURCE is"]),
+    # a mode that is neither: refused by every command, before any work
+    ("quick 2", "train", {"GOLDEN_QUICK": "2"}, ["GOLDEN_QUICK='2'", "full mode"]),
+    ("quick y", "sweep grid --protocol quick", {"GOLDEN_QUICK": "y"}, ["'y'"]),
+    ("quick quick", "figures --out {tmp}/figures", {"GOLDEN_QUICK": "quick"}, ["on"]),
+    ("quick bench", "bench --quick", {"GOLDEN_QUICK": "yes!"}, ["'yes!'"]),
     # a results folder that cannot be used, found before any data are loaded
     (
         "results under a file",
@@ -141,6 +165,19 @@ FAULTS = [
         "train",
         {"GOLDEN_DATA_HOME": "{tmp}/file"},
         ["cannot write to", "Not a directory"],
+    ),
+    # a figures folder that cannot be used, found before anything is drawn
+    (
+        "figures over a file",
+        "figures --out {tmp}/file",
+        {},
+        ["cannot write figures to", "file (Not a directory)", "--out"],
+    ),
+    (
+        "figures under a file",
+        "figures --out {tmp}/file/figures",
+        {},
+        ["cannot write figures to", "Not a directory"],
     ),
     ("missing data", "train", {}, ["is missing from", "GOLDEN_MNIST_SOURCE"]),
     (
@@ -171,7 +208,7 @@ def test_fault_is_one_line_and_writes_nothing(
     for name, value in env.items():
         monkeypatch.setenv(name, value.format(tmp=tmp_path))
     before = files_under(tmp_path)
-    status = exit_status(command.split())
+    status = exit_status(command.format(tmp=tmp_path).split())
     assert_fault(status, capsys.readouterr().err, *words)
     assert files_under(tmp_path) == before
 
@@ -222,17 +259,48 @@ def test_unwritable_data_home_is_one_line_even_as_root(tmp_path):
     assert done.stdout == "" and list(home.iterdir()) == []
 
 
-def test_seed_range_is_the_one_every_generator_accepts():
-    """The ends of SEEDS seed the model, the batch order and the label noise; one beyond
-    either end is a ConfigError."""
-    for seed in (SEEDS[0], SEEDS[-1]):
+def stream(seed: int) -> list[int]:
+    """The first numbers a torch generator seeded with ``seed`` draws."""
+    return torch.randperm(20, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def test_seeds_are_those_that_give_distinct_runs():
+    """torch keeps the low 32 bits of a seed, and a run's label noise draws from seed +
+    2**31: seeds in [0, 2**31) give batch orders and noise that no other seed shares;
+    the stored records' seeds and folds 0-9 are among them."""
+    assert stream(2**32) == stream(0) and stream(-1) == stream(2**32 - 1)  # the why
+    assert SEEDS == range(0, 2**31)  # seeds and folds 0-9 of the stored records in it
+    noise = range(NOISE_SEED_BASE + SEEDS[0], NOISE_SEED_BASE + SEEDS[-1] + 1)
+    assert SEEDS[-1] < noise[0] and noise[-1] < 2**32  # disjoint, and under 32 bits
+    ends = (
+        SEEDS[0],
+        SEEDS[-1],
+        NOISE_SEED_BASE + SEEDS[0],
+        NOISE_SEED_BASE + SEEDS[-1],
+    )
+    assert len({tuple(stream(seed)) for seed in ends}) == 4
+    for seed in SEEDS[0], SEEDS[-1]:
         TrainConfig(lr=0.1, momentum=0.5, seed=seed)
-        torch.manual_seed(seed)
-        torch.Generator().manual_seed(seed)
         assert len(with_label_noise(TINY_DATA.train, 0.5, seed)) == len(TINY_DATA.train)
-    for seed in (SEEDS[0] - 1, SEEDS[-1] + 1):
-        with pytest.raises(ConfigError, match="seed"):
+    for seed in (-1, 2**31, 2**32, 2**63):
+        with pytest.raises(
+            ConfigError, match=r"seed must be an integer in \[0, 2\*\*31\)"
+        ):
             TrainConfig(lr=0.1, momentum=0.5, seed=seed)
+
+
+@pytest.mark.parametrize(
+    "value, quick",
+    [("1", True), ("TRUE", True), (" yes ", True), ("On", True)]
+    + [("", False), ("0", False), ("False", False), ("no", False), ("OFF", False)],
+)
+def test_golden_quick_takes_its_documented_values_in_any_case(
+    monkeypatch, value, quick
+):
+    monkeypatch.setenv("GOLDEN_QUICK", value)
+    assert settings.quick_mode() is quick
+    monkeypatch.delenv("GOLDEN_QUICK")
+    assert settings.quick_mode() is False
 
 
 # ---------------------------------------------- data: only md5-verified bytes are read
@@ -404,3 +472,205 @@ def test_a_custom_grid_counts_its_own_runs(capsys, monkeypatch, tmp_path):
         exit_status("sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split()) == 0
     )
     assert "custom: 0 of 2 runs stored" in capsys.readouterr().out
+
+
+# ----------------------------------------------- sweeps: what is stored is what is said
+
+
+def made_up_history(config: TrainConfig) -> dict:
+    """A finished run's history, as training returns it, without the training."""
+    epochs = [0.5] * config.epochs
+    return {
+        "config": dataclasses.asdict(config),
+        "train_loss": epochs,
+        "val_acc": epochs,
+        "test_acc": epochs,
+        "diverged": False,
+        "wall_time_s": 0.0,
+    }
+
+
+def storing_sweep(trained: list[TrainConfig]):
+    """Stands in for runner.sweep: the driver's part of a sweep (check the store, write
+    a record per pending run), each run's training replaced by made_up_history."""
+
+    def sweep(name, proto, store, **options):
+        folder = store.folder(name, proto)
+        configs = golden.experiments.experiment(name).configs(proto)
+        store.prepare(folder, configs)
+        for config in store.pending(configs, folder):
+            trained.append(config)
+            store.write(folder, made_up_history(config), proto, name)
+        return folder
+
+    return sweep
+
+
+def test_a_grid_point_given_twice_is_trained_and_counted_once(
+    capsys, monkeypatch, tmp_path
+):
+    """0.1, 0.1 and 0.10 are one learning rate, 0 and -0 one momentum: one pair, its two
+    seeds trained once each, and the count printed is the count of files."""
+    trained = []
+    monkeypatch.setattr(runner, "sweep", storing_sweep(trained))
+    argv = "sweep grid --protocol quick --lrs 0.1,0.1,0.10 --momenta 0,-0".split()
+    assert exit_status(argv) == 0
+    assert [run_id(config) for config in trained] == ["lr0.1_m0_s0", "lr0.1_m0_s1"]
+    folder = Store(tmp_path / "results").folder("custom", PROTOCOLS["quick"])
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "lr0.1_m0_s0.json",
+        "lr0.1_m0_s1.json",
+    ]
+    assert f"custom: 2 of 2 runs stored in {folder}" in capsys.readouterr().out
+
+
+def read_only(*args, **kwargs):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def test_a_results_folder_turning_read_only_mid_sweep_is_one_line(
+    capsys, monkeypatch, tmp_path
+):
+    """The file system turns read-only after the first record, where even removing the
+    temporary file fails: one line naming the record and what was kept, the first record
+    intact, nothing else in the folder."""
+    sweep, file_system = storing_sweep([]), pytest.MonkeyPatch()
+
+    def sweep_turning_read_only(name, proto, store, **options):
+        write = store.write
+
+        def write_then_turn_read_only(*args):
+            path = write(*args)
+            file_system.setattr(golden.store, "open", read_only, raising=False)
+            file_system.setattr(Path, "unlink", read_only)
+            return path
+
+        store.write = write_then_turn_read_only
+        return sweep(name, proto, store, **options)
+
+    monkeypatch.setattr(runner, "sweep", sweep_turning_read_only)
+    try:
+        argv = "sweep grid --protocol quick --lrs 0.1 --momenta 0.5".split()
+        status = exit_status(argv)
+    finally:
+        file_system.undo()  # writable again
+    assert_fault(
+        status,
+        capsys.readouterr().err,
+        "cannot write the record",
+        "lr0.1_m0.5_s1.json (Read-only file system)",
+        "1 of 2 runs stored in",
+        "a rerun resumes",
+    )
+    store = Store(tmp_path / "results")
+    folder = store.folder("custom", PROTOCOLS["quick"])
+    assert [path.name for path in folder.iterdir()] == ["lr0.1_m0.5_s0.json"]
+    assert store.read(folder / "lr0.1_m0.5_s0.json") is not None
+
+
+def refuse_cluster(*args, **kwargs):
+    raise AssertionError("a refused sweep must fail before it starts a cluster")
+
+
+def test_a_checkpoints_folder_that_is_a_file_is_one_line_before_training(
+    capsys, monkeypatch, tmp_path
+):
+    """Rung 1 of the contenders keeps its end states for rung 2: a checkpoints 'folder'
+    that is a regular file is found before any cluster starts."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "checkpoints").write_text("not a folder\n")
+    one_pair = Experiment(
+        "contenders10",
+        lambda proto: golden.experiments.as_variants([(0.1, 0.5)]),
+        lambda proto: 1,
+        cross_validated=True,
+        continues=True,
+    )  # rung 1 without the stored grid it is promoted from
+    monkeypatch.setitem(golden.experiments.EXPERIMENTS, "contenders10", one_pair)
+    monkeypatch.setattr(runner, "cluster_client", refuse_cluster)
+    before = files_under(tmp_path)
+    assert_fault(
+        exit_status("sweep contenders10 --protocol quick".split()),
+        capsys.readouterr().err,
+        "cannot keep checkpoints in",
+        "checkpoints/quick (Not a directory)",
+        "GOLDEN_DATA_HOME",
+    )
+    assert files_under(tmp_path) == before
+
+
+# ---------------------------------------------- figures: the folder before the drawing
+
+
+def figure_drawn(drawn: list[str], name: str):
+    def draw() -> plt.Figure:
+        drawn.append(name)
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        return fig
+
+    return draw
+
+
+@pytest.mark.parametrize(
+    "out, words",
+    [("file", ["file (Not a directory)"]), ("file/figures", ["Not a directory"])],
+)
+def test_a_figures_folder_that_cannot_be_used_is_found_before_drawing(
+    capsys, monkeypatch, tmp_path, out, words
+):
+    drawn = []
+    monkeypatch.setattr(figures, "registry", lambda: {"a": figure_drawn(drawn, "a")})
+    status = exit_status(["figures", "--out", str(tmp_path / out)])
+    assert_fault(status, capsys.readouterr().err, "cannot write figures to", *words)
+    assert drawn == []
+
+
+def test_a_figures_folder_that_fails_mid_way_is_one_line(capsys, monkeypatch, tmp_path):
+    drawn = []
+    names = ("first", "second", "third")
+    monkeypatch.setattr(
+        figures, "registry", lambda: {name: figure_drawn(drawn, name) for name in names}
+    )
+    save = plots.save_figure
+
+    def save_then_turn_read_only(fig, name, note="", folder=None):
+        if name != "first":
+            read_only()
+        return save(fig, name, note, folder)
+
+    monkeypatch.setattr(plots, "save_figure", save_then_turn_read_only)
+    status = exit_status(["figures", "--out", str(tmp_path / "figures")])
+    out, err = capsys.readouterr()
+    assert_fault(
+        status,
+        err,
+        "second.png (Read-only file system)",
+        "1 of the 3 figures were written and are kept",
+    )
+    assert drawn == ["first", "second"] and out == ""
+    assert [path.name for path in (tmp_path / "figures").iterdir()] == ["first.png"]
+
+
+def test_an_unwritable_figures_folder_is_one_line_even_as_root(tmp_path):
+    out = tmp_path / "figures"
+    out.mkdir()
+    out.chmod(0o555)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
+    command = [*unprivileged(out), sys.executable, "-m", "golden", "figures"]
+    done = subprocess.run(
+        [*command, "--out", str(out)],
+        cwd=tmp_path / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_fault(
+        done.returncode,
+        done.stderr,
+        "cannot write figures to",
+        "Permission denied",
+        "--out",
+    )
+    assert done.stdout == "" and list(out.iterdir()) == []

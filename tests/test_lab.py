@@ -1,7 +1,8 @@
 """`make lab` serves the chapters as notebooks and runs them in its own kernels.
 
 The path a reader takes, proved end to end: the test starts `make lab` headless on
-127.0.0.1 (a free port, a random token, Jupyter's user folders in a temporary folder),
+127.0.0.1 (on a port the system gives it, read back from the server's own info file; a
+random token; Jupyter's user folders in a temporary folder),
 fetches a chapter through the REST contents API, saves it back through that API, runs
 its code cells in a kernel of that server over the kernel websocket, and shuts the
 server down through the REST API. Deselect with ``pytest -m "not lab"``.
@@ -15,7 +16,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -43,14 +43,15 @@ class Lab:
     """A `make lab` server started by the test, spoken to through its REST API."""
 
     def __init__(self, tmp: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        # Port 0: the server takes a port the system gives it, so no port found free
+        # here can be taken by another process before the server binds it.
+        self.port: int | None = None
+        self.runtime = tmp / "runtime"
         self.token = secrets.token_hex(16)
         self.log = tmp / "lab.log"
         env = dict(
             os.environ,
-            JUPYTER_PORT=str(self.port),
+            JUPYTER_PORT="0",
             JUPYTER_PORT_RETRIES="0",
             JUPYTER_TOKEN=self.token,
         )
@@ -95,16 +96,28 @@ class Lab:
         tail = self.log.read_text(errors="replace")[-4000:]
         pytest.fail(f"{why}; end of the server's log:\n{tail}")
 
+    def served_port(self) -> int | None:
+        """The port in the info file the server writes once it listens, if written."""
+        for info in self.runtime.glob("jpserver-*.json"):
+            try:
+                return int(json.loads(info.read_text())["port"])
+            except (OSError, ValueError, KeyError):  # half-written
+                pass
+        return None
+
     def wait_until_up(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.fail(f"make lab exited with status {self.proc.returncode}")
+            self.port = self.port or self.served_port()
             try:
-                self.request("GET", "/api/status")
-                return
+                if self.port:
+                    self.request("GET", "/api/status")
+                    return
             except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         self.fail(f"make lab did not answer within {START_TIMEOUT_S} s")
 
     def stop(self) -> int | None:

@@ -6,6 +6,8 @@ quick MNIST subsets.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -70,18 +72,39 @@ def test_the_embedded_cluster_makes_the_records_of_the_in_process_runner(
         torch.set_num_threads(threads)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextlib.contextmanager
+def refusing_port():
+    """A loopback port held bound but not listening: a connection to it is refused, and
+    no other process can take it while the test runs (a port found free and let go
+    could be)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+# Every wait on a process started here is bounded, generously: a loaded machine is
+# slow, not wrong.
+START_TIMEOUT_S = 300
+
+
+def written_address(scheduler_file: Path) -> str:
+    """The address a scheduler wrote to ``scheduler_file``, once the file is whole."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (FileNotFoundError, ValueError, KeyError):  # not yet, or half-written
+            time.sleep(0.1)
+    pytest.fail(f"no scheduler wrote {scheduler_file} within {START_TIMEOUT_S} s")
 
 
 @pytest.fixture
 def cluster(tmp_path):
     """A ``dask scheduler`` and two single-threaded ``dask worker`` processes (no
     nannies, so a killed worker stays dead) on 127.0.0.1; yields (address, worker
-    processes)."""
-    address = f"tcp://127.0.0.1:{free_port()}"
+    processes). The scheduler takes a port the system gives it (port 0) and writes its
+    address to a file the workers read: no port is guessed."""
+    scheduler_file = tmp_path / "scheduler.json"
     env = environment(tmp_path / "unused")
     scheduler = subprocess.Popen(
         [
@@ -91,7 +114,9 @@ def cluster(tmp_path):
             "--host",
             "127.0.0.1",
             "--port",
-            address.rsplit(":", 1)[1],
+            "0",
+            "--scheduler-file",
+            str(scheduler_file),
             "--dashboard-address",
             "127.0.0.1:0",
         ],
@@ -105,7 +130,8 @@ def cluster(tmp_path):
                 sys.executable,
                 "-m",
                 "distributed.cli.dask_worker",
-                address,
+                "--scheduler-file",
+                str(scheduler_file),
                 "--nthreads",
                 "1",
                 "--no-nanny",
@@ -121,12 +147,15 @@ def cluster(tmp_path):
     ]
     from dask.distributed import Client
 
-    with Client(address, timeout="60s") as client:
-        client.wait_for_workers(2, timeout=120)
-        yield address, client, workers
-    for process in (*workers, scheduler):
-        process.kill()
-        process.wait()
+    try:
+        address = written_address(scheduler_file)
+        with Client(address, timeout=f"{START_TIMEOUT_S}s") as client:
+            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+            yield address, client, workers
+    finally:
+        for process in (*workers, scheduler):
+            process.kill()
+            process.wait()
 
 
 def test_a_sweep_runs_on_an_external_cluster(tmp_path, cluster):
@@ -156,14 +185,14 @@ def test_a_worker_killed_during_a_run_is_replaced_and_nothing_is_lost(
     )
     pids = {pid: worker for worker, pid in client.run(os.getpid).items()}
     killed = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + START_TIMEOUT_S
     while killed is None and time.monotonic() < deadline:
         busy = [worker for worker, keys in client.processing().items() if keys]
         if busy:
             killed = next(pid for pid, worker in pids.items() if worker == busy[0])
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.05)
-    assert killed is not None, "no run started within two minutes"
+    assert killed is not None, f"no run started within {START_TIMEOUT_S} s"
     out, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, err
     folder = Store(tmp_path).folder("custom", ex.PROTOCOLS["quick"])
@@ -220,18 +249,17 @@ def test_ctrl_c_ends_a_sweep_with_one_line(tmp_path):
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
-    done = subprocess.run(
-        golden_command(
-            "sweep", *CUSTOM, "--scheduler", f"tcp://127.0.0.1:{free_port()}"
-        ),
-        env={
-            **environment(tmp_path),
-            "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    with refusing_port() as port:
+        done = subprocess.run(
+            golden_command("sweep", *CUSTOM, "--scheduler", f"tcp://127.0.0.1:{port}"),
+            env={
+                **environment(tmp_path),
+                "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s",
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert done.returncode == 2
     assert (
         len(done.stderr.splitlines()) == 1

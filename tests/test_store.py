@@ -24,7 +24,13 @@ import golden.runner as runner
 from golden.data import MnistSplits, Split
 from golden.experiments import Experiment, ExperimentError, Protocol
 from golden.results import group
-from golden.store import CorruptRecordWarning, Store, run_id
+from golden.store import (
+    MAX_RECORD_BYTES,
+    CorruptRecordWarning,
+    Store,
+    _checksum,
+    run_id,
+)
 from golden.train import TrainConfig
 
 PAIRS = [(0.05, 0.5), (0.01, 0.9)]
@@ -387,3 +393,151 @@ def test_every_committed_record_is_strict_json_and_counts(repo_root):
             parse_constant=lambda name: pytest.fail(f"{name} in {path}"),
         )
         assert results.read(path) is not None, path
+
+
+# ------------------------------------------------- what a reader refuses, and says so
+
+
+def made_up_records(store: Store) -> Path:
+    """The tiny experiment's four records, with made-up histories (nothing trained)."""
+    folder = store.folder("tiny", TINY)
+    store.prepare(folder, [])
+    for config in ex.experiment("tiny").configs(TINY):
+        history = {
+            "config": dataclasses.asdict(config),
+            "train_loss": [0.9],
+            "val_acc": [0.5],
+            "test_acc": [0.5],
+            "val_confusion": [[[1, 0], [0, 1]]],
+            "lr": [config.lr],
+            "probes": {},
+            "diverged": False,
+            "wall_time_s": 1.0,
+        }
+        store.write(folder, history, TINY, "tiny")
+    return folder
+
+
+def snapshot(folder: Path) -> list[tuple[str, int]]:
+    """Names and modification times, read without opening anything."""
+    return sorted((p.name, p.lstat().st_mtime_ns) for p in folder.iterdir())
+
+
+def assert_named_and_skipped(store: Store, path: Path, reason: str) -> None:
+    """``path`` does not count: read says so, load names it with ``reason`` and counts
+    the other three, nothing in the folder changes, and a sweep would rerun it."""
+    before = snapshot(path.parent)
+    assert store.read(path) is None
+    with pytest.warns(CorruptRecordWarning) as warned:
+        assert len(store.load("tiny", TINY)) == 3
+    named = [str(w.message) for w in warned if w.category is CorruptRecordWarning]
+    assert named == [f"ignored {path}: {reason}"]
+    assert snapshot(path.parent) == before
+    configs = ex.experiment("tiny").configs(TINY)
+    assert [run_id(c) for c in store.pending(configs, path.parent)] == [path.stem]
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def endless(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def huge(path: Path) -> None:
+    with path.open("wb") as sparse:
+        sparse.truncate(MAX_RECORD_BYTES + 1)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (fifo, "not a regular file"),  # reading it would wait for a writer for ever
+        (endless, "not a regular file"),  # reading it would fill the memory
+        (Path.mkdir, "not a regular file"),
+        (
+            huge,
+            f"{MAX_RECORD_BYTES + 1:,} bytes, over the limit of {MAX_RECORD_BYTES:,}",
+        ),
+    ],
+    ids=["fifo", "link to /dev/zero", "folder", "over 16 MiB"],
+)
+def test_a_file_that_cannot_be_a_record_is_named_and_never_read(store, make, reason):
+    path = made_up_records(store) / f"{ALL_IDS[1]}.json"
+    path.unlink()
+    make(path)
+    assert_named_and_skipped(store, path, reason)
+
+
+def without(name: str):
+    return lambda run: run.pop(name)
+
+
+def setting(name: str, value):
+    return lambda run: run.__setitem__(name, value)
+
+
+def one_value_short(name: str):
+    return lambda run: run[name].pop()
+
+
+# id: (change to the run, the field named)
+MISTYPED = {
+    "no train_loss": (without("train_loss"), "train_loss"),
+    "no diverged": (without("diverged"), "diverged"),
+    "no wall_time_s": (without("wall_time_s"), "wall_time_s"),
+    "train_loss a string": (setting("train_loss", "0.9"), "train_loss"),
+    "val_acc with a string": (setting("val_acc", [0.5, "x"]), "val_acc"),
+    "test_acc null": (setting("test_acc", None), "test_acc"),
+    "diverged a string": (setting("diverged", "no"), "diverged"),
+    "wall_time_s a list": (setting("wall_time_s", [1.0]), "wall_time_s"),
+    "lr a boolean": (setting("lr", [True]), "lr"),
+    "a count of 1.5": (setting("val_confusion", [[[1.5]]]), "val_confusion"),
+    "a probe a string": (setting("probes", {"sharpness": ["big"]}), "probes"),
+}
+
+
+@pytest.mark.parametrize("change, field", MISTYPED.values(), ids=MISTYPED.keys())
+def test_a_record_with_a_field_missing_or_mistyped_does_not_count(store, change, field):
+    """With its checksum made to hold again, so that only the fields can tell: every
+    reader (sweeps, studies, figures) gets records through this one check."""
+    path = made_up_records(store) / f"{ALL_IDS[1]}.json"
+    rewrite(path, change)
+    assert_named_and_skipped(store, path, f"its field {field!r} is missing or mistyped")
+
+
+UNFIT = {
+    "one accuracy short": one_value_short("val_acc"),
+    "one learning rate short": one_value_short("lr"),
+    "no epoch": setting("train_loss", []),
+    "two epochs": setting("train_loss", [0.9, 0.8]),
+    # a diverged run has no evaluation of the epoch it diverged in
+    "diverged, evaluated": setting("diverged", True),
+}
+
+
+@pytest.mark.parametrize("change", UNFIT.values(), ids=UNFIT.keys())
+def test_a_record_whose_history_does_not_fit_its_epochs_does_not_count(store, change):
+    path = made_up_records(store) / f"{ALL_IDS[1]}.json"
+    rewrite(path, change)
+    assert_named_and_skipped(store, path, "its history does not fit epochs=1")
+
+
+def rewrite(path: Path, change) -> None:
+    """Apply ``change`` to a record's run and make its checksum hold again."""
+    record = json.loads(path.read_text())
+    change(record["run"])
+    del record["checksum"]
+    path.write_text(json.dumps({**record, "checksum": _checksum(record)}))
+
+
+def test_only_the_store_reads_records(repo_root):
+    """Studies, figures and sweeps get records through Store.load and Store.read (the
+    one place that decides what counts): no other module of golden parses JSON."""
+    readers = sorted(
+        path.relative_to(repo_root).as_posix()
+        for path in (repo_root / "golden").rglob("*.py")
+        if "json.load" in path.read_text()
+    )
+    assert readers == ["golden/store.py"]

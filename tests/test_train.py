@@ -8,7 +8,10 @@ file needs neither the data files nor more than a few seconds of CPU.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import math
+import os
 
 import pytest
 import torch
@@ -106,6 +109,37 @@ def test_epoch_order_is_a_permutation_fixed_by_the_seed():
     assert all(
         torch.equal(a, b) for a, b in zip(epoch_orders(100, 2, seed=5), (first, second))
     )
+
+
+def test_epoch_orders_are_drawn_as_the_epochs_come():
+    """The most epochs a configuration takes cost no memory before they are trained:
+    the orders of 10,000 epochs of 54,000 images would take 4.3 GB up front."""
+    orders = epoch_orders(54_000, golden.train.MAX_EPOCHS, seed=0)
+    first, second = next(orders), next(orders)
+    assert [t.tolist() for t in (first, second)] == [
+        t.tolist() for t in epoch_orders(54_000, 2, seed=0)
+    ]
+    TrainConfig(**GOLDEN, epochs=golden.train.MAX_EPOCHS)
+    with pytest.raises(ConfigError, match="10,000"):
+        TrainConfig(**GOLDEN, epochs=golden.train.MAX_EPOCHS + 1)
+
+
+@pytest.mark.parametrize("lr", [3.5e38, 1e39, 1e300, 1e-39, 1e-50, 5e-324])
+def test_a_learning_rate_float32_cannot_hold_is_refused(lr):
+    with pytest.raises(ConfigError, match="float32"):
+        TrainConfig(lr=lr, momentum=0.5)
+
+
+def test_the_extreme_learning_rates_float32_holds_train_without_an_error():
+    """The largest diverges (a recorded outcome), the smallest barely moves: neither
+    raises, as 1e39 did where the optimizer met it in float32."""
+    data = synthetic(64, n_eval=8)
+    finfo = torch.finfo(torch.float32)
+    for lr in (finfo.max, finfo.tiny):
+        config = TrainConfig(lr=lr, momentum=0.9, model="mlp", batch_size=32)
+        train(config, data, progress=False)
+    with pytest.raises(ConfigError, match="momentum"):
+        TrainConfig(lr=0.1, momentum=1 - 1e-9)  # 1 in float32
 
 
 # ------------------------------------------------------------------------- Eq. (32)
@@ -280,6 +314,81 @@ def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path, one_thread):
     )
     state.write_bytes(b"not a checkpoint")
     assert len(train(other, data, progress=False, checkpoint=state).train_loss) == 2
+
+
+def history_of(config: TrainConfig, data: MnistSplits, **options) -> dict:
+    run = train(config, data, progress=False, **options).as_dict()
+    return {key: value for key, value in run.items() if key != "wall_time_s"}
+
+
+def checkpoint(state: dict) -> bytes:
+    """A checkpoint's bytes as golden writes them: the SHA-256 of the rest, a newline,
+    the state as torch saves it."""
+    content = io.BytesIO()
+    torch.save(state, content)
+    return (
+        hashlib.sha256(content.getvalue()).hexdigest().encode()
+        + b"\n"
+        + content.getvalue()
+    )
+
+
+def flip_a_byte(saved: bytes) -> bytes:
+    middle = len(saved) // 2
+    return saved[:middle] + bytes([saved[middle] ^ 0xFF]) + saved[middle + 1 :]
+
+
+def another_optimizer_state(saved: bytes) -> bytes:
+    """Checksum intact, model state intact, optimizer state of another model: loading
+    it fails after the model's weights were restored."""
+    state = torch.load(io.BytesIO(saved.partition(b"\n")[2]), weights_only=True)
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.5)
+    return checkpoint({**state, "optimizer": other.state_dict()})
+
+
+DAMAGES = {
+    "a flipped byte": flip_a_byte,
+    "truncated": lambda saved: saved[: len(saved) // 2],
+    "empty": lambda saved: b"",
+    "without a checksum": lambda saved: saved.partition(b"\n")[2],
+    "checksum of a non-state": lambda saved: checkpoint([1, 2, 3]),
+    "another optimizer's state": another_optimizer_state,
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_a_damaged_checkpoint_is_a_cache_miss(tmp_path, one_thread, damage):
+    """Whatever is wrong with a checkpoint, the run trains from the start, with the
+    numbers of a run from the start (and saves a good checkpoint in its place)."""
+    data = synthetic(128, n_eval=32)
+    config = TrainConfig(**GOLDEN, epochs=2, seed=1, model="mlp")
+    state = tmp_path / "state.pt"
+    train(dataclasses.replace(config, epochs=1), data, progress=False, checkpoint=state)
+    state.write_bytes(damage(state.read_bytes()))
+    assert history_of(config, data, checkpoint=state) == history_of(config, data)
+    assert history_of(config, data, checkpoint=state) == history_of(config, data)
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda path: path.symlink_to("/dev/zero")])
+def test_a_checkpoint_that_is_no_file_is_a_miss_and_never_read(tmp_path, make):
+    """A FIFO would block a reader for ever, /dev/zero fill its memory."""
+    data = synthetic(64, n_eval=16)
+    config = TrainConfig(**GOLDEN, epochs=1, model="mlp")
+    make(tmp_path / "state.pt")
+    assert history_of(config, data, checkpoint=tmp_path / "state.pt") == history_of(
+        config, data
+    )
+
+
+def test_a_checkpoint_that_cannot_be_written_is_not(tmp_path):
+    """A cache: a run whose end state cannot be saved (its folder a regular file) still
+    returns its history."""
+    (tmp_path / "file").write_text("not a folder\n")
+    data = synthetic(64, n_eval=16)
+    config = TrainConfig(**GOLDEN, epochs=1, model="mlp")
+    saved = history_of(config, data, checkpoint=tmp_path / "file" / "state.pt")
+    assert saved == history_of(config, data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 # ------------------------------------------------------------------------- the models
