@@ -38,10 +38,10 @@ TINY_DATA = MnistSplits(
 )
 
 
-REAL_MNIST = golden.data.mnist
+REAL_SPLITS = golden.data.splits
 
 
-def refuse_data(quick=None):
+def refuse_data(*args, **kwargs):
     raise AssertionError("a refused command must fail before it loads any data")
 
 
@@ -52,9 +52,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GOLDEN_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "empty"))
-    monkeypatch.setattr(golden.data, "mnist", refuse_data)
+    monkeypatch.setattr(golden.data, "splits", refuse_data)
     # bound there at import
-    monkeypatch.setattr(golden.experiments, "mnist", refuse_data)
+    monkeypatch.setattr(golden.experiments, "splits", refuse_data)
     # `sweep --lrs` registers a 'custom' experiment: keep that out of the real registry
     monkeypatch.setattr(
         golden.experiments, "EXPERIMENTS", dict(golden.experiments.EXPERIMENTS)
@@ -164,12 +164,12 @@ def test_no_traceback_reaches_the_terminal(tmp_path):
 
 
 def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
-    """The real golden.data.mnist on an empty source folder: a DataError, told in one
+    """The real golden.data.splits on an empty source folder: a DataError, told in one
     line."""
     # the environment still points into tmp_path
-    monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
+    monkeypatch.setattr(golden.data, "splits", REAL_SPLITS)
     (tmp_path / "empty").mkdir()
-    golden.data.mnist.cache_clear()
+    golden.data.splits.cache_clear()
     assert_one_line_error(
         capsys, ["train", "--epochs", "1"], "is missing from", "GOLDEN_MNIST_SOURCE"
     )
@@ -179,7 +179,7 @@ def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_train_prints_metrics_per_epoch(capsys, monkeypatch):
-    monkeypatch.setattr(golden.data, "mnist", lambda quick=None: TINY_DATA)
+    monkeypatch.setattr(golden.data, "splits", lambda *args, **kwargs: TINY_DATA)
     status = cli.main("train --lr 0.05 --momentum 0.5 --epochs 2 --model mlp".split())
     out, err = capsys.readouterr()
     assert status == 0 and "error" not in err
@@ -195,7 +195,7 @@ def test_train_prints_metrics_per_epoch(capsys, monkeypatch):
 
 
 def test_train_reports_divergence(capsys, monkeypatch):
-    monkeypatch.setattr(golden.data, "mnist", lambda quick=None: TINY_DATA)
+    monkeypatch.setattr(golden.data, "splits", lambda *args, **kwargs: TINY_DATA)
     assert (
         cli.main(["train", "--lr", "1e30", "--momentum", "0.9", "--model", "mlp"]) == 0
     )

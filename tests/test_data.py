@@ -2,12 +2,14 @@
 
 The four ``.gz`` files hold 200 training and 50 test images (28 x 28, uint8) whose first
 two pixels encode the image's index, so every image is unique and traceable. A subclass
-of torchvision's MNIST lists these files and their md5s and has no mirrors, so nothing
-is ever downloaded; everything is written under pytest's ``tmp_path``.
+of torchvision's MNIST lists these files and their md5s and has no reachable mirror, so
+nothing is ever downloaded; everything is written under pytest's ``tmp_path``. The same
+files with other gzip headers stand in for Debian's repackaged Fashion-MNIST.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import shutil
@@ -22,9 +24,12 @@ from torchvision.datasets import MNIST
 
 import golden.data
 from golden.data import (
+    FASHION_MNIST,
     FOLDS,
+    MNIST_DATA,
     VALIDATION_FRACTION,
     DataError,
+    Dataset,
     Split,
     load_raw,
     scale,
@@ -72,8 +77,9 @@ def image_ids(images: torch.Tensor) -> list[int]:
     return (images[:, 0, 0].long() + 256 * images[:, 0, 1].long()).tolist()
 
 
-def write_idx_set(folder: Path) -> dict[str, str]:
-    """Write the four gzip'ed IDX files into ``folder``; their md5s by file name."""
+def write_idx_set(folder: Path, mtime: int = 0) -> dict[str, str]:
+    """Write the four gzip'ed IDX files into ``folder`` (``mtime`` in their gzip
+    headers); their md5s by file name."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
         FILES[0]: (synthetic_images(N_TRAIN, 0, seed=1), IMAGE_MAGIC),
@@ -83,7 +89,7 @@ def write_idx_set(folder: Path) -> dict[str, str]:
     }
     md5s = {}
     for name, (array, magic) in arrays.items():
-        data = gzip.compress(idx_bytes(array, magic), mtime=0)
+        data = gzip.compress(idx_bytes(array, magic), mtime=mtime)
         (folder / name).write_bytes(data)
         md5s[name] = hashlib.md5(data).hexdigest()
     return md5s
@@ -93,18 +99,22 @@ def write_idx_set(folder: Path) -> dict[str, str]:
 UNREACHABLE = "http://127.0.0.1:9/"
 
 
-def dataset_class(md5s: dict[str, str], name: str = "TinyMNIST") -> type[MNIST]:
-    """A torchvision MNIST that knows our files and cannot download anything.
+def dataset_class(
+    md5s: dict[str, str], name: str = "TinyMNIST", like: Dataset = MNIST_DATA
+) -> Dataset:
+    """``like`` read by a torchvision MNIST that knows our files and cannot download
+    anything.
 
     Its one mirror is unreachable rather than absent: torchvision's download() walks the
     mirrors even for files already in place (where it then finds them verified and
     connects to nothing), and with no mirror at all it reports every file as failed.
     """
-    return type(
+    reader = type(
         name,
         (MNIST,),
         {"resources": [(file, md5s[file]) for file in FILES], "mirrors": [UNREACHABLE]},
     )
+    return dataclasses.replace(like, title=name, reader=reader)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
@@ -122,7 +132,7 @@ def source(tmp_path) -> Path:
 
 
 @pytest.fixture
-def tiny(source) -> type[MNIST]:
+def tiny(source) -> Dataset:
     """The synthetic data set's class, its files written to ``source``."""
     return dataset_class(write_idx_set(source))
 
@@ -154,8 +164,9 @@ def test_load_raw_reads_the_idx_files(tiny, source, tmp_path):
     ) == sorted(FILES)
 
 
-def test_source_may_hold_files_under_mnist_raw(tmp_path):
-    nested = tmp_path / "shared" / "MNIST" / "raw"
+def test_source_may_hold_files_under_the_torchvision_layout(tmp_path):
+    """As torchvision lays them out: MNIST/raw, FashionMNIST/raw (here TinyMNIST/raw)."""
+    nested = tmp_path / "shared" / "TinyMNIST" / "raw"
     tiny = dataset_class(write_idx_set(nested))
     train, _ = load_raw(tmp_path / "shared", tmp_path / "home", tiny)
     assert len(train) == N_TRAIN
@@ -172,7 +183,7 @@ def test_source_files_are_never_modified(tiny, source, tmp_path):
 def test_defaults_come_from_the_environment(tiny, source, tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(source))
     monkeypatch.setenv("GOLDEN_DATA_HOME", str(tmp_path / "env-home"))
-    train, _ = load_raw(dataset=tiny)
+    train, _ = load_raw(data=tiny)
     assert len(train) == N_TRAIN
     assert (tmp_path / "env-home" / "TinyMNIST" / "raw" / FILES[0]).is_file()
 
@@ -270,7 +281,7 @@ def test_fixed_split_is_unchanged_by_the_cross_validation_options(raw):
 
 
 def test_scaling_equals_totensor_and_normalize(raw, tiny, tmp_path):
-    reference = tiny(
+    reference = tiny.reader(
         str(tmp_path / "home"),
         train=True,
         download=True,  # unpacks, offline
@@ -306,18 +317,25 @@ def test_quick_mode_on_a_small_set_keeps_everything(raw):
     assert (len(quick.train), len(quick.val), len(quick.test)) == (180, 20, 50)
 
 
-def test_mnist_uses_the_environment_and_quick_flag(tiny, source, tmp_path, monkeypatch):
-    """golden.data.mnist() goes through load_raw with the settings; patch load_raw's
+def test_splits_use_the_environment_and_quick_flag(tiny, source, tmp_path, monkeypatch):
+    """golden.data.splits() goes through load_raw with the settings; patch load_raw's
     dataset."""
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(source))
-    monkeypatch.setattr(golden.data, "load_raw", lambda: load_raw(dataset=tiny))
+    asked = []
+    monkeypatch.setattr(
+        golden.data,
+        "load_raw",
+        lambda data: asked.append(data.name) or load_raw(data=tiny),
+    )
     monkeypatch.setattr(golden.data, "QUICK_SIZES", {"train": 16, "val": 8, "test": 4})
-    golden.data.mnist.cache_clear()
+    golden.data.splits.cache_clear()
     try:
-        assert len(golden.data.mnist(quick=True).train) == 16
-        assert len(golden.data.mnist(quick=False).train) == 180
+        assert len(golden.data.splits(quick=True).train) == 16
+        assert len(golden.data.splits(quick=False).train) == 180
+        golden.data.splits("fashion-mnist", quick=True)
     finally:
-        golden.data.mnist.cache_clear()
+        golden.data.splits.cache_clear()
+    assert asked == ["mnist", "mnist", "fashion-mnist"]
 
 
 # ----------------------------------------------------------------------------- error
@@ -394,13 +412,13 @@ def test_unreadable_source_file(tiny, source, tmp_path):
     assert_one_actionable_line(caught.value, "cannot read", FILES[3], "permissions")
 
 
-def unreachable(md5s: dict[str, str]) -> type[MNIST]:
+def unreachable(md5s: dict[str, str]) -> Dataset:
     return dataset_class(md5s, name="OfflineMNIST")
 
 
 def test_no_source_and_no_network(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(golden.data.settings, "mnist_source", lambda: None)
-    offline = unreachable({name: md5 for name, md5 in tiny.resources})
+    monkeypatch.setattr(golden.data.settings, "data_source", lambda variable: None)
+    offline = unreachable({name: md5 for name, md5 in tiny.reader.resources})
     with pytest.raises(DataError) as caught:
         load_raw(None, tmp_path / "home", offline)
     message = str(caught.value)
@@ -412,8 +430,117 @@ def test_no_source_and_no_network(tiny, tmp_path, monkeypatch):
 
 
 def test_no_network_error_is_one_line(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(golden.data.settings, "mnist_source", lambda: None)
-    offline = unreachable({name: md5 for name, md5 in tiny.resources})
+    monkeypatch.setattr(golden.data.settings, "data_source", lambda variable: None)
+    offline = unreachable({name: md5 for name, md5 in tiny.reader.resources})
     with pytest.raises(DataError) as caught:
         load_raw(None, tmp_path / "home", offline)
     assert_one_actionable_line(caught.value, "GOLDEN_MNIST_SOURCE")
+
+
+# ----------------------------------------------------------------- Fashion-MNIST
+# Debian's package holds the official files with other gzip headers: the .gz md5s
+# differ from the published ones, the unpacked bytes are the same.
+
+
+def unpacked_md5s(folder: Path) -> tuple[tuple[str, str], ...]:
+    return tuple((name, golden.data.md5_unpacked(folder / name)) for name in FILES)
+
+
+@pytest.fixture
+def repackaged(source, tmp_path) -> tuple[Path, Dataset]:
+    """The tiny files with other gzip headers in their own folder, and a Fashion-MNIST
+    that publishes the original files' md5s and pins the unpacked bytes."""
+    published = write_idx_set(source)
+    folder = tmp_path / "debian"
+    write_idx_set(folder, mtime=1_590_000_000)
+    assert golden.data.md5(folder / FILES[0]) != published[FILES[0]]
+    fashion = dataclasses.replace(
+        dataset_class(published, "TinyFashion", like=FASHION_MNIST),
+        unpacked_md5=unpacked_md5s(source),
+    )
+    return folder, fashion
+
+
+def test_repackaged_files_are_accepted_by_their_unpacked_md5(repackaged, tmp_path):
+    folder, fashion = repackaged
+    train, test = load_raw(folder, tmp_path / "home", fashion)
+    assert (len(train), len(test)) == (N_TRAIN, N_TEST)
+    assert image_ids(train.images) == list(range(N_TRAIN))
+
+
+def test_repackaged_files_without_pinned_md5s_are_refused(repackaged, tmp_path):
+    folder, fashion = repackaged
+    unpinned = dataclasses.replace(fashion, unpacked_md5=())
+    with pytest.raises(DataError) as caught:
+        load_raw(folder, tmp_path / "home", unpinned)
+    assert_one_actionable_line(caught.value, FILES[0], "md5", "TinyFashion")
+
+
+def test_repackaged_file_with_altered_content_is_refused(repackaged, tmp_path):
+    folder, fashion = repackaged
+    labels = folder / FILES[1]
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[-1] = (content[-1] + 1) % 10
+    labels.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(DataError) as caught:
+        load_raw(folder, tmp_path / "home", fashion)
+    assert_one_actionable_line(caught.value, FILES[1], "unpacked bytes", "replace it")
+    assert not (tmp_path / "home" / "TinyFashion" / "raw" / FILES[1]).exists()
+
+
+def test_a_truncated_repackaged_file_is_refused(repackaged, tmp_path):
+    folder, fashion = repackaged
+    images = folder / FILES[0]
+    images.write_bytes(images.read_bytes()[:100])
+    with pytest.raises(DataError) as caught:
+        load_raw(folder, tmp_path / "home", fashion)
+    assert_one_actionable_line(caught.value, FILES[0], "md5")
+
+
+def test_missing_fashion_files_say_how_to_install_them(repackaged, tmp_path):
+    folder, fashion = repackaged
+    (folder / FILES[2]).unlink()
+    with pytest.raises(DataError) as caught:
+        load_raw(folder, tmp_path / "home", fashion)
+    assert_one_actionable_line(
+        caught.value,
+        "apt-get install dataset-fashion-mnist",
+        "GOLDEN_FASHION_MNIST_SOURCE",
+    )
+
+
+def test_no_fashion_source_and_no_network(repackaged, tmp_path, monkeypatch):
+    _, fashion = repackaged
+    monkeypatch.setattr(golden.data.settings, "data_source", lambda variable: None)
+    with pytest.raises(DataError) as caught:
+        load_raw(None, tmp_path / "home", fashion)
+    assert_one_actionable_line(
+        caught.value, "dataset-fashion-mnist", "GOLDEN_FASHION_MNIST_SOURCE", "internet"
+    )
+
+
+def test_fashion_source_comes_from_its_own_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOLDEN_FASHION_MNIST_SOURCE", str(tmp_path / "fashion"))
+    assert golden.data.settings.data_source(FASHION_MNIST.source_variable) == (
+        tmp_path / "fashion"
+    )
+    monkeypatch.setenv("GOLDEN_FASHION_MNIST_SOURCE", " ")
+    with pytest.raises(golden.data.settings.SettingsError, match="FASHION"):
+        golden.data.settings.data_source(FASHION_MNIST.source_variable)
+
+
+def test_an_unknown_dataset_is_named_with_the_choices():
+    with pytest.raises(DataError, match="'kmnist'.*mnist, fashion-mnist"):
+        golden.data.dataset("kmnist")
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist not installed"
+)
+def test_the_pinned_md5s_are_those_of_debians_files():
+    """The pins are of the files `make test` installs; each is accepted as it is."""
+    for name, published in FASHION_MNIST.reader.resources:
+        assert FASHION_MNIST.accepts(DEBIAN_FASHION / name, name, published), name

@@ -31,7 +31,7 @@ from test_cli import TINY_DATA, exit_status
 from test_data import FILES, N_TEST, N_TRAIN, dataset_class, write_idx_set
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_MNIST = golden.data.mnist
+REAL_SPLITS = golden.data.splits
 REAL_LOAD_RAW = golden.data.load_raw
 REAL_TRAIN = golden.train.train
 
@@ -54,12 +54,12 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GOLDEN_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "empty"))
-    monkeypatch.setattr(golden.data, "mnist", refuse_data)
-    monkeypatch.setattr(runner, "mnist", refuse_data)  # bound there at import
-    REAL_MNIST.cache_clear()
+    monkeypatch.setattr(golden.data, "splits", refuse_data)
+    monkeypatch.setattr(runner, "splits", refuse_data)  # bound there at import
+    REAL_SPLITS.cache_clear()
     threads = torch.get_num_threads()
     yield
-    REAL_MNIST.cache_clear()
+    REAL_SPLITS.cache_clear()
     torch.set_num_threads(threads)
 
 
@@ -167,7 +167,7 @@ def test_fault_is_one_line_and_writes_nothing(
     capsys, monkeypatch, tmp_path, command, env, words
 ):
     """The real data loader is in place: a fault it should catch is caught there."""
-    monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
+    monkeypatch.setattr(golden.data, "splits", REAL_SPLITS)
     for name, value in env.items():
         monkeypatch.setenv(name, value.format(tmp=tmp_path))
     before = files_under(tmp_path)
@@ -288,11 +288,11 @@ def as_plain_bytes(path: Path) -> None:
 
 
 def load_tiny(monkeypatch, source: Path, home: Path, tiny) -> None:
-    """The real golden.data.mnist on test_data's tiny set, as the CLI's train loads
+    """The real golden.data.splits on test_data's tiny set, as the CLI's train loads
     it."""
-    monkeypatch.setattr(golden.data, "mnist", REAL_MNIST)
+    monkeypatch.setattr(golden.data, "splits", REAL_SPLITS)
     monkeypatch.setattr(
-        golden.data, "load_raw", lambda: REAL_LOAD_RAW(source, home, tiny)
+        golden.data, "load_raw", lambda data: REAL_LOAD_RAW(source, home, tiny)
     )
 
 
@@ -346,8 +346,8 @@ def test_a_folder_in_place_of_a_staged_file_is_one_line(capsys, monkeypatch, tmp
 def test_stored_numbers_are_what_train_prints(capsys, monkeypatch):
     """``python -m golden train`` trains with the runner's thread setting, so it prints
     the numbers of the runner's record of the same configuration."""
-    monkeypatch.setattr(golden.data, "mnist", lambda quick=None: TINY_DATA)
-    monkeypatch.setattr(runner, "mnist", lambda *args: TINY_DATA)
+    monkeypatch.setattr(golden.data, "splits", lambda *args, **kwargs: TINY_DATA)
+    monkeypatch.setattr(runner, "splits", lambda *args: TINY_DATA)
     threads = []
 
     def counting_train(*args, **kwargs):

@@ -92,7 +92,7 @@ def store(tmp_path, monkeypatch) -> Store:
         "tiny",
         Experiment("tiny", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs),
     )
-    monkeypatch.setattr(runner, "mnist", lambda quick, fold=-1, fraction=1.0: TINY_DATA)
+    monkeypatch.setattr(runner, "splits", lambda *args: TINY_DATA)
     threads = torch.get_num_threads()  # run_one sets one thread per run
     yield Store(tmp_path / "results")
     torch.set_num_threads(threads)
