@@ -21,18 +21,15 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from golden import settings
 from golden.data import splits
 from golden.experiments import experiment
-from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
+from golden.protocols import EVAL_COST, THREADS_PER_RUN, ExperimentError, Protocol
 from golden.store import Store, run_id
 from golden.train import TrainConfig, train
 
 SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
-# an evaluated image costs about a third of a trained one (forward pass only)
-EVAL_COST = 1 / 3
 
 
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
@@ -142,6 +139,7 @@ def sweep(
     """Run every unfinished run of an experiment; each record is written as its run
     finishes."""
     from dask.distributed import as_completed
+    from tqdm import tqdm
 
     store = store or Store.default()
     exp = experiment(experiment_name)
