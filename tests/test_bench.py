@@ -41,10 +41,12 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
         "golden trainer",
         "golden sweep",
         "same via a process pool",
+        "fused engine",
     ]
+    assert f"({bench.QUICK['models']} models, " in lines[6]
     assert f"(Dask, {os.cpu_count()} x 1 thread)" in lines[4]
     plain = float(rows["plain loop"]["rate"].replace(",", ""))
-    flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[7])[1]) * 1e6
+    flops = float(re.search(r"training FLOPs per image: ([\d.]+) M", lines[8])[1]) * 1e6
     for match in rows.values():
         rate = float(match["rate"].replace(",", ""))
         assert rate > 0
@@ -55,11 +57,13 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
             rate / plain, abs=0.006 + rounding
         )
         assert float(match["gflops"]) == pytest.approx(rate * flops / 1e9, abs=0.06)
-    single, sweep = (
-        float(rows[name]["ratio"]) for name in ("golden trainer", "golden sweep")
+    single, sweep, together = (
+        float(rows[name]["ratio"])
+        for name in ("golden trainer", "golden sweep", "fused engine")
     )
-    assert lines[-3].startswith(f"single run: {single:.2f}x the plain loop")
-    assert lines[-2].startswith(f"sweep: {sweep:.2f}x the plain loop")
+    assert lines[-4].startswith(f"single run: {single:.2f}x the plain loop")
+    assert lines[-3].startswith(f"sweep: {sweep:.2f}x the plain loop")
+    assert lines[-2].startswith(f"fused engine: {together:.2f}x the plain loop")
     dask, pool = (
         float(rows[name]["rate"].replace(",", ""))
         for name in ("golden sweep", "same via a process pool")
@@ -68,3 +72,25 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
     assert engine and float(engine[1]) == pytest.approx(
         dask / pool, abs=0.006 + dask / pool / pool
     )
+
+
+def test_the_device_report_runs_its_gpu_path_on_the_cpu():
+    """`bench --device cuda`'s code on the CPU: images/s, the TFLOP/s they make with
+    the FLOPs per image, and the projected time of both paper grids."""
+    lines = bench.device_report("cpu", quick=True)
+    assert lines[0].startswith("golden bench on cpu: the fused engine, fp32 (no TF32)")
+    found = re.match(
+        r"2 models at once \(1 x 2\): ([\d,]+) trained images/s, "
+        r"([\d.]+) TFLOP/s$",
+        lines[1],
+    )
+    assert found, lines[1]
+    rate = float(found[1].replace(",", ""))
+    assert float(found[2]) == pytest.approx(
+        rate * bench.training_flops_per_image() / 1e12, abs=0.006
+    )
+    assert [line.split(" grid (")[0] for line in lines[2:]] == [
+        "projected paper",
+        "projected paper_half",
+    ]
+    assert all("600 runs of 30 epochs, evaluation included):" in x for x in lines[2:])
