@@ -260,6 +260,9 @@ def test_a_fused_sweep_writes_records_the_grid_study_reads(swept):
     assert found.finding != "no golden" and found.pairs == 2 and found.epochs == 1
     assert "the golden pair ranks" in found.text()
     assert grid.best_table(study).count("\n") == 3  # header, rule, two pairs
+    header = study.header().splitlines()
+    assert header[0].endswith(", fused engine") and header[-1].endswith("device-hours")
+    assert "fused engine (`python -m golden sweep --engine fused`)" in study.note()
     for path in written:
         provenance = store.read(path)["provenance"]
         assert provenance["engine"] == "fused" and provenance["device"] == "cpu"
