@@ -16,17 +16,24 @@ on the same machine, with the same network, batch size (64), optimiser
    training golden's trainer for a window's steps as one task; the same tasks through a
    plain process pool (the runner before Dask) in alternate windows, so the table shows
    the engine's cost;
-4. the ceiling: the best fp32 ``torch.mm`` rate with all threads, against the CNN's
+4. the fused engine (:mod:`golden.fused`): a fold's grid pairs as one network, in this
+   process with torch's default number of threads; its rate counts every model's
+   trained images;
+5. the ceiling: the best fp32 ``torch.mm`` rate with all threads, against the CNN's
    training FLOPs per image as ``FlopCounterMode`` counts them (convolutions and matrix
    products only; ReLU, pooling, dropout, the loss and the optimiser step are not
    counted).
 
 Each rate is images per second in the fastest of a few timed windows of a fixed number
 of steps, after a warm-up: other work on a shared machine can only slow a window down,
-never speed it up. Rows 1, 2 and 4 take their windows in turn (plain, trainer, matmul,
-plain, ...), so a slow spell falls on all of them; the ceiling is the best of all its
-measurements, and the table shows their range, because on a virtual machine the matmul
-rate itself can vary by a factor of two.
+never speed it up. Rows 1, 2, 4 and 5 take their windows in turn (plain, trainer,
+fused, matmul, plain, ...), so a slow spell falls on all of them; the ceiling is the
+best of all its measurements, and the table shows their range, because on a virtual
+machine the matmul rate itself can vary by a factor of two.
+
+``python -m golden bench --device cuda`` measures the fused engine alone on a GPU (the
+same code runs with ``--device cpu``): trained images/s, the TFLOP/s they achieve and
+the time the paper's full protocol would take.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ from golden.protocols import THREADS_PER_RUN
 from golden.train import TrainConfig, make_optimizer, seeded_model, train_epoch
 
 BATCH = 64
-FULL = {"warmup": 20, "steps": 100, "windows": 5, "matmul_n": 2048}
-QUICK = {"warmup": 3, "steps": 10, "windows": 2, "matmul_n": 512}
+# "models": the fused engine's group, a fold's 60 grid pairs (fewer for CI); it takes
+# one step per window for each "models" steps of the others
+FULL = {"warmup": 20, "steps": 100, "windows": 5, "matmul_n": 2048, "models": 60}
+QUICK = {"warmup": 3, "steps": 10, "windows": 2, "matmul_n": 512, "models": 8}
 _NO_BAR = SimpleNamespace(update=lambda: None)
 
 
@@ -140,15 +149,39 @@ def trainer_rate(steps: int = 10, warmup: int = 5, windows: int = 3) -> float:
         torch.set_num_threads(threads)
 
 
+def fused_steps(models: int, lanes: int = 1, device: str = "cpu"):
+    """A warm fused group of ``lanes`` x ``models`` on ``device``: a function that
+    trains ``count`` steps of it, waiting for the device."""
+    from golden import fused, fused_runner
+
+    group = fused_runner.synthetic_group(models, lanes, BATCH, device)
+
+    def train_steps(count: int) -> None:
+        for _ in range(count):
+            fused.train_step(*group)
+        fused_runner.wait(device)
+
+    train_steps(1)
+    return train_steps
+
+
 def side_by_side(
-    steps: int, warmup: int, windows: int, matmul_n: int
+    steps: int, warmup: int, windows: int, matmul_n: int, models: int
 ) -> dict[str, list[float]]:
-    """Plain loop, golden's trainer and the matmul ceiling, measured in turn within each
-    window, so that a slow spell of a shared machine falls on all three alike. Images/s
-    and GFLOP/s."""
+    """Plain loop, golden's trainer, the fused engine and the matmul ceiling, measured
+    in turn within each window, so that a slow spell of a shared machine falls on all
+    alike. Images/s (the fused engine's: trained images of all its models) and
+    GFLOP/s."""
     plain = plain_loop(warmup)
     setup = _warm_trainer(0, warmup)
-    rates: dict[str, list[float]] = {"plain": [], "single": [], "ceiling": []}
+    group = fused_steps(models)
+    group_steps = max(1, round(steps / models))
+    rates: dict[str, list[float]] = {
+        "plain": [],
+        "single": [],
+        "fused": [],
+        "ceiling": [],
+    }
     for window in range(windows):
         rates["plain"].append(steps * BATCH / _timed(plain, steps))
         rates["single"].append(
@@ -156,6 +189,7 @@ def side_by_side(
             * BATCH
             / _timed(_trainer_steps, setup, warmup + window * steps, steps)
         )
+        rates["fused"].append(group_steps * models * BATCH / _timed(group, group_steps))
         rates["ceiling"].append(matmul_gflops(matmul_n))
     return rates
 
@@ -285,12 +319,13 @@ def run(quick: bool = False) -> list[str]:
     workers = os.cpu_count() or 1
     # other work on the machine slows every row, the multi-threaded ones most
     load = os.getloadavg()[0]
-    rates = side_by_side(*timing, sizes["matmul_n"])
+    rates = side_by_side(*timing, sizes["matmul_n"], sizes["models"])
     engines = engine_rates(*timing, workers)
     sweep = engines["dask"]
     # once more, right after the sweep
     ceilings = rates["ceiling"] + [matmul_gflops(sizes["matmul_n"])]
     plain, single, ceiling = max(rates["plain"]), max(rates["single"]), max(ceilings)
+    together = max(rates["fused"])
     flops = training_flops_per_image()
 
     def share(rate: float) -> float:
@@ -314,6 +349,7 @@ def run(quick: bool = False) -> list[str]:
         row(f"golden trainer ({threads} threads)", single),
         row(f"golden sweep (Dask, {workers} x 1 thread)", sweep),
         row(f"same via a process pool ({workers} procs)", engines["pool"]),
+        row(f"fused engine ({sizes['models']} models, {threads} thr.)", together),
         f"{ceiling_name:<36}{'':>9}{ceiling:>10.1f}{1:>12.0%}   (measured "
         f"{min(ceilings):.0f}-{max(ceilings):.0f})",
         f"training FLOPs per image: {flops / 1e6:.2f} M (FlopCounterMode: convolutions "
@@ -322,8 +358,49 @@ def run(quick: bool = False) -> list[str]:
         "ceiling",
         f"sweep: {sweep / plain:.2f}x the plain loop, {share(sweep):.0%} of the "
         "ceiling",
+        f"fused engine: {together / plain:.2f}x the plain loop, "
+        f"{together / sweep:.2f}x the sweep",
         f"Dask runner / process pool: {sweep / engines['pool']:.2f}x (the engine's "
         "cost; target >= 0.95x)",
     ]
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def device_report(device: str, quick: bool = False) -> list[str]:
+    """The fused engine on ``device`` (``cuda``: a GPU; the same code on ``cpu``): the
+    trained images/s of the group a paper-protocol sweep would train there, the TFLOP/s
+    they achieve, and the time the full protocol would take (evaluation included).
+    ``quick``: a group of two models, one timed step."""
+    from golden import fused_runner
+    from golden.experiments import EXPERIMENTS, protocol
+
+    where = fused_runner.prepare_device(device)
+    papers = [protocol(name, engine="fused") for name in ("paper", "paper_half")]
+    configs = EXPERIMENTS["grid"].configs(papers[0])
+    models, lanes = fused_runner.shape(configs)
+    sizes = [fused_runner.sizes_of(proto, configs[0]) for proto in papers]
+    if quick:
+        models, lanes, steps = 2, 1, (1, 1)
+    else:
+        lanes, steps = (
+            fused_runner.lanes_per_group(models, lanes, sizes[0], device),
+            None,
+        )
+    rate, peak = fused_runner.calibrate(models, lanes, BATCH, device, steps)
+    teraflops = rate * training_flops_per_image() / 1e12
+    memory = "" if peak is None else f", peak memory {peak / 2**30:.1f} GiB"
+    lines = [
+        f"golden bench on {where}: the fused engine, fp32 (no TF32), torch "
+        f"{torch.__version__}",
+        f"{lanes * models} models at once ({lanes} x {models}): {rate:,.0f} trained "
+        f"images/s, {teraflops:.2f} TFLOP/s{memory}",
+    ]
+    for proto, size in zip(papers, sizes):
+        seconds = size.work(len(configs)) / rate
+        lines.append(
+            f"projected {proto.name} grid ({len(configs)} runs of {size.epochs} "
+            f"epochs, evaluation included): {fused_runner.clock_text(seconds)}"
+        )
     print("\n".join(lines), flush=True)
     return lines

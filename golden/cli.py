@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from functools import partial
 from pathlib import Path
 
 from golden import settings, theory
@@ -48,6 +49,15 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers, got {text!r}"
         ) from None
+
+
+def time_limit(text: str) -> float:
+    from golden.fused_runner import duration
+
+    try:
+        return duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> OneLineParser:
@@ -122,6 +132,28 @@ def build_parser() -> OneLineParser:
         action="store_true",
         help="print the runs, epochs and estimated core-hours, and run nothing",
     )
+    many.add_argument(
+        "--engine",
+        default="per-run",
+        help="per-run (default: one process per run) or fused (many models as one "
+        "network, on one device; its records live in folders of their own)",
+    )
+    many.add_argument(
+        "--device", default="cpu", help="fused engine: cpu (default) or cuda"
+    )
+    many.add_argument(
+        "--time-limit",
+        type=time_limit,
+        default=None,
+        help="fused engine: stop before a group of runs that would not finish in this "
+        "time (90s, 8m, 1.5h); the same command resumes",
+    )
+    many.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="fused engine: write the new records to one .tar.gz in this folder",
+    )
 
     drawn = commands.add_parser(
         "figures",
@@ -144,6 +176,12 @@ def build_parser() -> OneLineParser:
         "--profile",
         action="store_true",
         help="instead, show where a one-thread step spends its time",
+    )
+    bench.add_argument(
+        "--device",
+        default=None,
+        help="instead, the fused engine alone on this device (cpu or cuda): trained "
+        "images/s, TFLOP/s and the paper protocol's projected time",
     )
     return parser
 
@@ -185,37 +223,55 @@ def run_train(args) -> None:
     )
 
 
+def experiment_names(
+    experiment: str, lrs: list[float] | None, momenta: list[float] | None
+) -> list[str]:
+    """The experiments a sweep of ``experiment`` runs (``all``, a group, or one); with
+    ``lrs`` or ``momenta``, the grid of those, registered as experiment ``custom``."""
+    from golden import experiments
+
+    if lrs is None and momenta is None:
+        if experiment == "all":
+            return list(EXPERIMENTS)
+        if experiment in experiments.GROUPS:
+            return list(experiments.GROUPS[experiment])
+        return [experiments.experiment(experiment).name]
+    if experiment != "grid":
+        raise ExperimentError(
+            "--lrs and --momenta define a custom grid: use them with 'grid', not "
+            f"{experiment!r}"
+        )
+    pairs = grid_pairs(
+        experiments.GRID_LRS if lrs is None else lrs,
+        experiments.GRID_MOMENTA if momenta is None else momenta,
+    )
+    experiments.EXPERIMENTS["custom"] = Experiment(
+        "custom", lambda _: experiments.as_variants(pairs), lambda p: p.epochs
+    )
+    return ["custom"]
+
+
 def run_sweep(args) -> None:
     from golden import experiments, runner
     from golden.store import Store
 
-    proto = experiments.protocol(args.protocol, args.dataset)
-    if args.lrs is not None or args.momenta is not None:
-        if args.experiment != "grid":
-            raise ExperimentError(
-                "--lrs and --momenta define a custom grid: use them with 'grid', not "
-                f"{args.experiment!r}"
-            )
-        pairs = grid_pairs(
-            experiments.GRID_LRS if args.lrs is None else args.lrs,
-            experiments.GRID_MOMENTA if args.momenta is None else args.momenta,
-        )
-        experiments.EXPERIMENTS["custom"] = Experiment(
-            "custom", lambda _: experiments.as_variants(pairs), lambda p: p.epochs
-        )
-        names = ["custom"]
-    else:
-        names = (
-            list(EXPERIMENTS)
-            if args.experiment == "all"
-            else list(experiments.GROUPS[args.experiment])
-            if args.experiment in experiments.GROUPS
-            else [experiments.experiment(args.experiment).name]
-        )
+    proto = experiments.protocol(args.protocol, args.dataset, args.engine)
+    check_engine_options(args)
+    names = experiment_names(args.experiment, args.lrs, args.momenta)
     if args.plan:
-        print_plan(names, proto)
+        print_plan(names, proto, args.device)
         return
     print(proto.describe())
+    if args.engine == "fused":
+        from golden import fused_runner
+
+        fused_runner.run(
+            [(name, proto) for name in names],
+            args.device,
+            time_limit=args.time_limit,
+            archive=args.archive,
+        )
+        return
     store = Store.default()
     for name in names:
         try:
@@ -241,18 +297,42 @@ def stored_text(name: str, proto, store) -> str:
     return f"{stored} of {len(paths)} runs stored in {folder}"
 
 
-def print_plan(names: list[str], proto) -> None:
-    """The plan of each experiment, timed by this machine's measured one-core training
-    rate."""
-    import os
+def check_engine_options(args) -> None:
+    """Refuse, in one line, options that the chosen engine does not take."""
+    if args.engine == "fused" and (
+        args.scheduler is not None or args.workers is not None
+    ):
+        raise ExperimentError(
+            "the fused engine trains in this process: --scheduler and --workers are "
+            "options of the per-run engine"
+        )
+    if args.engine != "fused" and (
+        args.device != "cpu" or args.time_limit is not None or args.archive is not None
+    ):
+        raise ExperimentError(
+            "--device, --time-limit and --archive are options of the fused engine: "
+            "add --engine fused"
+        )
 
-    from golden import runner
-    from golden.bench import trainer_rate
 
-    rate = trainer_rate()
+def print_plan(names: list[str], proto, device: str = "cpu") -> None:
+    """The plan of each experiment: timed by this machine's measured one-core training
+    rate, or, for the fused engine, by a calibration on its device."""
+    if proto.engine == "fused":  # without golden.runner, which needs Dask
+        from golden import fused_runner
+
+        plan = partial(fused_runner.plan, device=device)
+    else:
+        import os
+
+        from golden import runner
+        from golden.bench import trainer_rate
+
+        rate, cores = trainer_rate(), os.cpu_count() or 1
+        plan = partial(runner.plan, rate=rate, cores=cores)
     for name in names:
         try:
-            print(runner.plan(name, proto, rate, os.cpu_count() or 1))
+            print(plan(name, proto))
         except ExperimentError as error:  # it builds on results not stored yet
             print(f"{name}: no plan yet, {error}")
 
@@ -273,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from golden import bench
 
-            if args.profile:
+            if args.device is not None:
+                bench.device_report(args.device, quick=args.quick)
+            elif args.profile:
                 bench.profile_trainer()
             else:
                 bench.run(quick=args.quick)

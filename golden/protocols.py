@@ -4,7 +4,10 @@ A protocol names the data (full splits or the quick subsets, the fixed validatio
 or cross-validation folds, all images or a stratified fraction), the epochs, the
 replicates (seeds, or folds under cross-validation), the batch size and the model. Its
 digest names the folder its records live in, so results of different protocols never
-mix.
+mix. The engine that trains the runs is part of the protocol too: the per-run engine
+(:mod:`golden.train`, one process per run) or the fused one (:mod:`golden.fused`, many
+models as one network), whose numbers agree with the per-run engine's only
+statistically over whole runs; so their records never share a folder.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from golden.data import DATASETS, FOLDS
 
 # one thread per run, one run per core: fastest here, and bitwise repeatable
 THREADS_PER_RUN = 1
+# the per-run engine made every record of the book; "fused" trains a fold's grid at once
+ENGINES = ("per-run", "fused")
+# an evaluated image costs about a third of a trained one (forward pass only): for plans
+EVAL_COST = 1 / 3
 
 
 class ExperimentError(ValueError):
@@ -43,6 +50,7 @@ class Protocol:
     cross_validation: bool = False
     data_fraction: float = 1.0  # a stratified fraction of the training images
     dataset: str = "mnist"  # a name of golden.data.DATASETS
+    engine: str = "per-run"  # one of ENGINES
 
     def digest(self) -> str:
         """Eight hex digits of the hash of every field: a changed field gives a new
@@ -64,9 +72,11 @@ class Protocol:
 
     def folder_name(self) -> str:
         """``book-b17398cc``: the name and digest, with the data set when it is not
-        MNIST (``book-fashion-mnist-...``), so that a reader of the folder sees it."""
+        MNIST (``book-fashion-mnist-...``) and the engine when it is not the per-run
+        one (``paper-fused-...``), so that a reader of the folder sees them."""
         dataset = [self.dataset] if self.dataset != "mnist" else []
-        return "-".join([self.name, *dataset, self.digest()])
+        engine = [self.engine] if self.engine != LATER_FIELDS["engine"] else []
+        return "-".join([self.name, *dataset, *engine, self.digest()])
 
     def describe(self) -> str:
         """The protocol's defaults in lines of at most 88 characters; what one
@@ -76,6 +86,7 @@ class Protocol:
             f"  {self.model.upper()}, batch {self.batch_size}; grid runs {self.epochs} "
             f"epoch{'s' * (self.epochs != 1)}, long runs {self.long_epochs}\n"
             f"  {self.replicates_line(self.cross_validation)}"
+            + (f"\n  engine: {self.engine}" * (self.engine != LATER_FIELDS["engine"]))
         )
 
     def data_line(self) -> str:
@@ -116,7 +127,12 @@ def replicates_text(replicates: Iterable[int], folds: bool) -> str:
 
 
 TRAIN_IMAGES = 60_000
-LATER_FIELDS = {"cross_validation": False, "data_fraction": 1.0, "dataset": "mnist"}
+LATER_FIELDS = {
+    "cross_validation": False,
+    "data_fraction": 1.0,
+    "dataset": "mnist",
+    "engine": "per-run",
+}
 
 # Jaeger 2024 appendix: 30 epochs x 10-fold cross-validation, on all 60,000 training
 # images and on a 50% stratified subset; for a cluster (600 runs of 30 epochs per
@@ -144,8 +160,9 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def protocol(name: str, dataset: str = "mnist") -> Protocol:
-    """The protocol ``name`` on data set ``dataset`` (MNIST unless told otherwise)."""
+def protocol(name: str, dataset: str = "mnist", engine: str = "per-run") -> Protocol:
+    """The protocol ``name`` on data set ``dataset`` (MNIST unless told otherwise),
+    trained by ``engine`` (the per-run one unless told otherwise)."""
     if name not in PROTOCOLS:
         raise ExperimentError(
             f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}"
@@ -154,4 +171,8 @@ def protocol(name: str, dataset: str = "mnist") -> Protocol:
         raise ExperimentError(
             f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}"
         )
-    return replace(PROTOCOLS[name], dataset=dataset)
+    if engine not in ENGINES:
+        raise ExperimentError(
+            f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}"
+        )
+    return replace(PROTOCOLS[name], dataset=dataset, engine=engine)

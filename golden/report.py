@@ -98,13 +98,14 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
     }
     hours = sum(run.wall_time_s for run in runs) / 3600
     batch = runs[0].config.batch_size if runs else proto.batch_size
+    engine = f", {proto.engine} engine" if proto.engine != "per-run" else ""
     lines = [
-        f"{experiment_name}, protocol '{proto.name}' [{proto.digest()}]",
+        f"{experiment_name}, protocol '{proto.name}' [{proto.digest()}]{engine}",
         f"  data: {proto.data_line()}",
         f"  {len(runs)} run{'' if len(runs) == 1 else 's'} of {epochs}, {replicates}",
         f"  {proto.model.upper()}, batch {batch}, {optimizers}; loss {losses}",
         f"  {ended['diverged']} diverged, {ended['unlearned']} at chance accuracy; "
-        f"{hours:.2f} core-hours",
+        f"{hours:.2f} {'device' if engine else 'core'}-hours",
     ]
     return "\n".join(lines)
 
@@ -117,6 +118,14 @@ def results_note(proto: Protocol, fell_back: bool) -> str:
             ":::{warning}\nThe stored `book`-protocol results were not found, so "
             "this page shows the tiny `quick` protocol, run just now. Its numbers say "
             "nothing about the claims; run `make reproduce` and rebuild.\n:::"
+        )
+    if proto.engine == "fused":
+        return (
+            f":::{{note}}\nStored results of protocol `{proto.name}` "
+            f"[{proto.digest()}], made by `golden`'s fused engine (`python -m golden "
+            "sweep --engine fused`), which trains many models as one network; over "
+            "whole runs its numbers agree with the per-run engine's only "
+            "statistically. This page only reads them.\n:::"
         )
     return (
         f":::{{note}}\nStored results of protocol `{proto.name}` [{proto.digest()}], "

@@ -21,19 +21,16 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from golden import settings
 from golden.data import splits
 from golden.experiments import experiment
 from golden.files import prove_writable
-from golden.protocols import THREADS_PER_RUN, ExperimentError, Protocol
+from golden.protocols import EVAL_COST, THREADS_PER_RUN, ExperimentError, Protocol
 from golden.store import Store, run_id
 from golden.train import TrainConfig, train
 
 SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
-# an evaluated image costs about a third of a trained one (forward pass only)
-EVAL_COST = 1 / 3
 
 
 def checkpoint_folder(quick_data: bool) -> Path:
@@ -162,6 +159,7 @@ def sweep(
     """Run every unfinished run of an experiment; each record is written as its run
     finishes."""
     from dask.distributed import as_completed
+    from tqdm import tqdm
 
     store = store or Store.default()
     exp = experiment(experiment_name)

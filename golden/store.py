@@ -167,8 +167,12 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not strict JSON")
 
 
-def provenance() -> dict:
-    """Library versions and the git commit, stored with every record."""
+def provenance(
+    engine: str = "per-run", device: str = "cpu", threads: int = THREADS_PER_RUN
+) -> dict:
+    """Library versions, the git commit (``GOLDEN_GIT_COMMIT`` where there is no git
+    checkout, as on a borrowed machine), the engine, the device, the CPU threads and
+    the precision (fp32 everywhere: TF32 is off on a GPU), stored with every record."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -178,13 +182,16 @@ def provenance() -> dict:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        commit = os.environ.get("GOLDEN_GIT_COMMIT", "").strip() or "unknown"
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "git_commit": commit,
         "machine": platform.machine(),
-        "threads": THREADS_PER_RUN,
+        "threads": threads,
+        "engine": engine,
+        "device": device,
+        "precision": "fp32",
     }
 
 
@@ -223,15 +230,22 @@ class Store:
                 )
 
     def write(
-        self, folder: Path, history: dict, proto: Protocol, experiment_name: str
+        self,
+        folder: Path,
+        history: dict,
+        proto: Protocol,
+        experiment_name: str,
+        device: str = "cpu",
+        threads: int = THREADS_PER_RUN,
     ) -> Path:
-        """Write one run atomically, as strict JSON, with a checksum of its content."""
+        """Write one run atomically, as strict JSON, with a checksum of its content;
+        its provenance names the protocol's engine and the ``device`` it ran on."""
         payload = _finite(
             {
                 "experiment": experiment_name,
                 "protocol": asdict(proto),
                 "run": history,
-                "provenance": provenance(),
+                "provenance": provenance(proto.engine, device, threads),
             }
         )
         record = {**payload, "checksum": _checksum(payload)}

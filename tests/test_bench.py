@@ -79,10 +79,12 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
         "golden trainer",
         "golden sweep",
         "same via a process pool",
+        "fused engine",
     ]
+    assert f"({bench.QUICK['models']} models, " in lines[6]
     assert f"(Dask, {os.cpu_count()} x 1 thread)" in lines[4]
-    ceiling = re.match(r"ceiling: .*?\s([\d.]+)\s+100%", lines[6])
-    flops = re.search(r"training FLOPs per image: ([\d.]+) M", lines[7])
+    ceiling = re.match(r"ceiling: .*?\s([\d.]+)\s+100%", lines[7])
+    flops = re.search(r"training FLOPs per image: ([\d.]+) M", lines[8])
     assert ceiling and flops
     mega_flops = printed(flops[1])
     plain = printed(rows["plain loop"]["rate"])
@@ -94,12 +96,37 @@ def test_quick_bench_prints_a_consistent_table_with_the_ratios_last():
         share = quotient(gflops, printed(ceiling[1]))
         assert consistent(match["share"] + "%", share, percent=True), match[0]
         assert consistent(match["ratio"], quotient(rate, plain)), match[0]
-    single, sweep = (rows[name]["ratio"] for name in ("golden trainer", "golden sweep"))
-    assert lines[-3].startswith(f"single run: {single}x the plain loop")
-    assert lines[-2].startswith(f"sweep: {sweep}x the plain loop")
+    single, sweep, together = (
+        rows[name]["ratio"]
+        for name in ("golden trainer", "golden sweep", "fused engine")
+    )
+    assert lines[-4].startswith(f"single run: {single}x the plain loop")
+    assert lines[-3].startswith(f"sweep: {sweep}x the plain loop")
+    assert lines[-2].startswith(f"fused engine: {together}x the plain loop")
     dask, pool = (
         printed(rows[name]["rate"])
         for name in ("golden sweep", "same via a process pool")
     )
     engine = re.match(r"Dask runner / process pool: ([\d.]+)x", lines[-1])
     assert engine and consistent(engine[1], quotient(dask, pool))
+
+
+def test_the_device_report_runs_its_gpu_path_on_the_cpu():
+    """`bench --device cuda`'s code on the CPU: images/s, the TFLOP/s they make with
+    the FLOPs per image, and the projected time of both paper grids."""
+    lines = bench.device_report("cpu", quick=True)
+    assert lines[0].startswith("golden bench on cpu: the fused engine, fp32 (no TF32)")
+    found = re.match(
+        r"2 models at once \(1 x 2\): ([\d,]+) trained images/s, "
+        r"([\d.]+) TFLOP/s$",
+        lines[1],
+    )
+    assert found, lines[1]
+    flops = bench.training_flops_per_image()
+    tflops = quotient(product(printed(found[1]), (flops, flops)), (1e12, 1e12))
+    assert consistent(found[2], tflops)
+    assert [line.split(" grid (")[0] for line in lines[2:]] == [
+        "projected paper",
+        "projected paper_half",
+    ]
+    assert all("600 runs of 30 epochs, evaluation included):" in x for x in lines[2:])
