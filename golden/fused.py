@@ -374,7 +374,7 @@ def train_group(
         for epoch in range(epochs):
             for index in running:
                 histories[index].lr.append(runs[index].lr)
-            epoch_order = torch.stack([o[epoch] for o in orders]).to(device)
+            epoch_order = torch.stack([next(o) for o in orders]).to(device)
             epoch_masks = masks.next_epoch()
             loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
             for begin in range(0, n, batch):
