@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -426,6 +428,38 @@ def write_archive(paths: Sequence[Path], root: Path, folder: Path) -> Path:
             f"cannot write the archive {target} ({error.strerror or error})"
         ) from None
     return target
+
+
+def unpack_archive(archive: Path, store: Store) -> tuple[int, int, list[str]]:
+    """Put the records of an archive (:func:`write_archive`'s) into ``store``, each
+    only if it counts there (its checksum holds and its configuration and protocol give
+    its path, as :meth:`Store.read` checks) and none is stored at its path yet: (added,
+    already stored, the names of those refused)."""
+    added, kept, refused = 0, 0, []
+    try:
+        with tarfile.open(archive) as packed, tempfile.TemporaryDirectory() as scratch:
+            for member in packed.getmembers():
+                parts = Path(member.name).parts
+                if not member.isfile() or len(parts) != 3 or ".." in parts:
+                    refused.append(member.name)
+                    continue
+                staged = Path(scratch) / member.name
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                staged.write_bytes(packed.extractfile(member).read())
+                target = store.root / member.name
+                if Store(scratch).read(staged) is None:
+                    refused.append(member.name)
+                elif target.exists():
+                    kept += 1
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
+                    shutil.copyfile(staged, temporary)
+                    os.replace(temporary, target)
+                    added += 1
+    except (OSError, tarfile.TarError) as error:
+        raise ExperimentError(f"cannot unpack {archive} ({error})") from None
+    return added, kept, refused
 
 
 def run(

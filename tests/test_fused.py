@@ -270,13 +270,29 @@ def test_a_fused_sweep_writes_records_the_grid_study_reads(swept):
         assert provenance["torch"] == torch.__version__
 
 
-def test_the_archive_holds_the_new_records_under_their_store_paths(swept, tmp_path):
+def test_the_archive_holds_the_new_records_and_unpacks_into_a_store(
+    swept, tmp_path, capsys, monkeypatch
+):
+    """`golden unpack` puts an archive's records into the results folder, each once,
+    and refuses a member that is not an intact record of its path."""
     store, written, archive = swept
     with tarfile.open(archive) as packed:
         names = sorted(packed.getnames())
-        packed.extractall(tmp_path, filter="data")
     assert names == sorted(p.relative_to(store.root).as_posix() for p in written)
-    assert Store(tmp_path).load("pairs", QUICK) == store.load("pairs", QUICK)
+    tampered = tmp_path / "tampered.tar.gz"
+    with tarfile.open(tampered, "w:gz") as packed:
+        packed.add(written[0], arcname=names[1])  # another run's file name
+    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
+    for path in (archive, archive, tampered):
+        assert cli.main(["unpack", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    results = tmp_path / "results"
+    assert lines[0].endswith(f"4 records added to {results}, 0 already there")
+    assert lines[1].endswith(f"0 records added to {results}, 4 already there")
+    assert lines[2].endswith(f"0 already there, 1 refused: {names[1]}")
+    assert Store(tmp_path / "results").load("pairs", QUICK) == store.load(
+        "pairs", QUICK
+    )
 
 
 def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
