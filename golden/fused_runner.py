@@ -200,6 +200,13 @@ def calibrate(
     return rate, peak
 
 
+def device_memory(device: str) -> int | None:
+    """The bytes of a GPU's memory; None for a CPU, whose cores one lane keeps busy."""
+    if device == "cpu":
+        return None
+    return torch.cuda.get_device_properties(0).total_memory
+
+
 def lanes_per_group(
     models: int,
     lanes: int,
@@ -210,9 +217,9 @@ def lanes_per_group(
     """How many lanes one network holds: one on a CPU; on a GPU as many as fit in
     MEMORY_SHARE of it, and, under a time limit, about a GROUPS_PER_LIMIT-th of it
     (timed by a calibration of the group that memory allows)."""
-    if device == "cpu" or lanes == 1:
+    total = device_memory(device)
+    if total is None or lanes == 1:
         return 1
-    total = torch.cuda.get_device_properties(0).total_memory
     one = sum(memory_bytes(models, 1, sizes).values())
     fit = max(1, min(lanes, int(MEMORY_SHARE * total // one)))
     if deadline is None or fit == 1:

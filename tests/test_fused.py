@@ -324,6 +324,41 @@ def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
     assert len(store.load(pairs, QUICK)) == 4
 
 
+def test_on_a_gpu_lanes_fill_its_memory_and_a_share_of_the_time_limit(monkeypatch):
+    """The GPU's arithmetic, on the CPU: a memory that holds two lanes and a half gives
+    two lanes a group; a time limit shorter than GROUPS_PER_LIMIT lanes' time, one."""
+    sizes = fused_runner.Sizes(train=256, val=64, test=64, batch=64, epochs=1)
+    one = sum(fused_runner.memory_bytes(2, 1, sizes).values())
+    monkeypatch.setattr(
+        fused_runner,
+        "device_memory",
+        lambda device: 2.5 * one / fused_runner.MEMORY_SHARE,
+    )
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu") == 2
+    rate, _ = fused_runner.calibrate(2, 2, sizes.batch, "cpu", None)
+    lane = sizes.work(2) / rate
+    short = fused_runner.Deadline(1.5 * lane * fused_runner.GROUPS_PER_LIMIT)
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu", short) == 1
+    long = fused_runner.Deadline(2.5 * lane * fused_runner.GROUPS_PER_LIMIT)
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu", long) == 2
+
+
+def test_a_sweep_of_two_folds_as_one_network_agrees_with_one_at_a_time(
+    swept, tmp_path, pairs, monkeypatch
+):
+    """What a GPU with room for both seeds does, on the CPU: one group of two lanes;
+    the records agree with the one-lane sweep's to rounding."""
+    monkeypatch.setattr(fused_runner, "device_memory", lambda device: 2**40)
+    outcome = fused_runner.sweep(pairs, QUICK, store=Store(tmp_path), progress=False)
+    assert len(outcome.written) == 4
+    together = Store(tmp_path).load(pairs, QUICK)
+    apart = swept[0].load(pairs, QUICK)
+    for run, alone in zip(together, apart):
+        assert run["config"] == alone["config"]
+        assert run["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-5)
+        assert run["val_acc"] == pytest.approx(alone["val_acc"], abs=2 / 512)
+
+
 def test_groups_hold_lanes_with_the_same_pairs_and_split_sizes():
     """Folds 0-2 with two pairs each, two lanes a group; a lane whose training split
     differs in size, or that lacks a pair, gets a group of its own."""
