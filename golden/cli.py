@@ -1,4 +1,4 @@
-"""The command line: ``python -m golden train | sweep | bench``.
+"""The command line: ``python -m golden train | sweep | unpack | figures | bench``.
 
 Every expected failure (a bad hyperparameter, name, grid or data folder) ends in one
 line on stderr and exit status 2, never a traceback.
@@ -154,6 +154,13 @@ def build_parser() -> OneLineParser:
         default=None,
         help="fused engine: write the new records to one .tar.gz in this folder",
     )
+
+    unpacked = commands.add_parser(
+        "unpack",
+        help="put the records of archives (sweep --archive) into the results folder, "
+        "each only if it is intact and not stored yet",
+    )
+    unpacked.add_argument("archives", nargs="+", type=Path)
 
     drawn = commands.add_parser(
         "figures",
@@ -337,6 +344,19 @@ def print_plan(names: list[str], proto, device: str = "cpu") -> None:
             print(f"{name}: no plan yet, {error}")
 
 
+def run_unpack(archives: list[Path]) -> None:
+    from golden.fused_runner import unpack_archive
+    from golden.store import Store
+
+    store = Store.default()
+    for archive in archives:
+        added, kept, refused = unpack_archive(archive, store)
+        print(
+            f"{archive}: {added} records added to {store.root}, {kept} already there"
+            + (f", {len(refused)} refused: {', '.join(refused)}" if refused else "")
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -345,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             run_train(args)
         elif args.command == "sweep":
             run_sweep(args)
+        elif args.command == "unpack":
+            run_unpack(args.archives)
         elif args.command == "figures":
             from golden import figures
 

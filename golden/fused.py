@@ -15,15 +15,17 @@ whole grid can run as one network of ``M`` models:
 Several folds ("lanes") train at once where memory allows: their batches enter as the
 channels of one input, and the first convolution is grouped by lane.
 
-**Chosen by measurement.** ``python tools/fusion_methods.py`` times one training step
-of 60 models on the CPU, the candidates' windows taken in turn: on this project's
-2-core machine (shared with other jobs, one thread) these grouped convolutions and
-batched products in NCHW layout did 1,694 trained images/s, the same in channels_last
-1,250, and ``torch.func.vmap`` over one model's functional forward 1,021; with 10
-models 2,123, 2,297 and 1,537. vmap turns a batched convolution into the same grouped
-one, plus its own overhead, and would hide the lanes and the dropout masks behind its
-randomness rules; written out, the layers stay plain PyTorch calls whose batch,
-model and lane axes are visible.
+**Chosen by measurement.** ``python tools/fusion_methods.py --models M --threads T``
+times one training step of M models on the CPU, the candidates' windows taken in turn
+(best of 5). On this project's 2-core machine, shared with other jobs: with 60 models
+on one thread, these grouped convolutions and batched products in NCHW layout trained
+2,596 images/s, the same network fed channels_last images 2,475, and
+``torch.func.vmap`` over one model's functional forward 1,655; on two threads 4,229,
+4,215 and 2,873; with 10 models on one thread 5,830, 5,882 and 3,517. The layouts tie,
+and vmap reaches 0.55-0.70 of either: it turns a batched convolution into the same
+grouped one, plus its own overhead, and would hide the lanes and the dropout masks
+behind its randomness rules. So the layers are written out, in PyTorch's default
+layout (nothing to convert; what cuDNN takes as it comes).
 
 **The per-run engine's random numbers.** Each lane's initial weights are built as the
 per-run engine builds them (``torch.manual_seed(seed)``, then the model), its batch

@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -198,6 +200,13 @@ def calibrate(
     return rate, peak
 
 
+def device_memory(device: str) -> int | None:
+    """The bytes of a GPU's memory; None for a CPU, whose cores one lane keeps busy."""
+    if device == "cpu":
+        return None
+    return torch.cuda.get_device_properties(0).total_memory
+
+
 def lanes_per_group(
     models: int,
     lanes: int,
@@ -208,9 +217,9 @@ def lanes_per_group(
     """How many lanes one network holds: one on a CPU; on a GPU as many as fit in
     MEMORY_SHARE of it, and, under a time limit, about a GROUPS_PER_LIMIT-th of it
     (timed by a calibration of the group that memory allows)."""
-    if device == "cpu" or lanes == 1:
+    total = device_memory(device)
+    if total is None or lanes == 1:
         return 1
-    total = torch.cuda.get_device_properties(0).total_memory
     one = sum(memory_bytes(models, 1, sizes).values())
     fit = max(1, min(lanes, int(MEMORY_SHARE * total // one)))
     if deadline is None or fit == 1:
@@ -426,6 +435,38 @@ def write_archive(paths: Sequence[Path], root: Path, folder: Path) -> Path:
             f"cannot write the archive {target} ({error.strerror or error})"
         ) from None
     return target
+
+
+def unpack_archive(archive: Path, store: Store) -> tuple[int, int, list[str]]:
+    """Put the records of an archive (:func:`write_archive`'s) into ``store``, each
+    only if it counts there (its checksum holds and its configuration and protocol give
+    its path, as :meth:`Store.read` checks) and none is stored at its path yet: (added,
+    already stored, the names of those refused)."""
+    added, kept, refused = 0, 0, []
+    try:
+        with tarfile.open(archive) as packed, tempfile.TemporaryDirectory() as scratch:
+            for member in packed.getmembers():
+                parts = Path(member.name).parts
+                if not member.isfile() or len(parts) != 3 or ".." in parts:
+                    refused.append(member.name)
+                    continue
+                staged = Path(scratch) / member.name
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                staged.write_bytes(packed.extractfile(member).read())
+                target = store.root / member.name
+                if Store(scratch).read(staged) is None:
+                    refused.append(member.name)
+                elif target.exists():
+                    kept += 1
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
+                    shutil.copyfile(staged, temporary)
+                    os.replace(temporary, target)
+                    added += 1
+    except (OSError, tarfile.TarError) as error:
+        raise ExperimentError(f"cannot unpack {archive} ({error})") from None
+    return added, kept, refused
 
 
 def run(

@@ -218,6 +218,7 @@ def test_a_group_abandoned_at_its_time_limit_raises_time_up():
 
 PAIRS = [GOLDEN_PAIR, COMMON_PAIR]
 QUICK = protocol("quick", engine="fused")
+LIMIT = 1e9  # seconds on the test's clock
 
 
 @pytest.fixture
@@ -270,21 +271,37 @@ def test_a_fused_sweep_writes_records_the_grid_study_reads(swept):
         assert provenance["torch"] == torch.__version__
 
 
-def test_the_archive_holds_the_new_records_under_their_store_paths(swept, tmp_path):
+def test_the_archive_holds_the_new_records_and_unpacks_into_a_store(
+    swept, tmp_path, capsys, monkeypatch
+):
+    """`golden unpack` puts an archive's records into the results folder, each once,
+    and refuses a member that is not an intact record of its path."""
     store, written, archive = swept
     with tarfile.open(archive) as packed:
         names = sorted(packed.getnames())
-        packed.extractall(tmp_path, filter="data")
     assert names == sorted(p.relative_to(store.root).as_posix() for p in written)
-    assert Store(tmp_path).load("pairs", QUICK) == store.load("pairs", QUICK)
+    tampered = tmp_path / "tampered.tar.gz"
+    with tarfile.open(tampered, "w:gz") as packed:
+        packed.add(written[0], arcname=names[1])  # another run's file name
+    monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
+    for path in (archive, archive, tampered):
+        assert cli.main(["unpack", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    results = tmp_path / "results"
+    assert lines[0].endswith(f"4 records added to {results}, 0 already there")
+    assert lines[1].endswith(f"0 records added to {results}, 4 already there")
+    assert lines[2].endswith(f"0 already there, 1 refused: {names[1]}")
+    assert Store(tmp_path / "results").load("pairs", QUICK) == store.load(
+        "pairs", QUICK
+    )
 
 
 def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
     tmp_path, pairs, monkeypatch
 ):
-    """The test's clock reaches the limit as the first group finishes: the sweep stops
-    before the second, with the first group's records written; run again, it trains
-    only the second group."""
+    """The test's clock reaches the limit (longer than any estimate, however slow the
+    machine) as the first group finishes: the sweep stops before the second, with the
+    first group's records written; run again, it trains only the second group."""
     store = Store(tmp_path)
     now = [0.0]
     trained = []
@@ -293,11 +310,11 @@ def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
     def timed_group(configs, *args, **kwargs):
         trained.append([(c.lr, c.seed) for c in configs])
         result = train_group(configs, *args, **kwargs)
-        now[0] += 100.0
+        now[0] += LIMIT
         return result
 
     monkeypatch.setattr(fused, "train_group", timed_group)
-    deadline = fused_runner.Deadline(100.0, clock=lambda: now[0])
+    deadline = fused_runner.Deadline(LIMIT, clock=lambda: now[0])
     first = fused_runner.sweep(pairs, QUICK, store=store, deadline=deadline)
     assert first.stopped and len(first.written) == 2 and len(trained) == 1
     before = {path: path.read_bytes() for path in first.written}
@@ -306,6 +323,41 @@ def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
     assert {seed for _, seed in trained[0]} != {seed for _, seed in trained[1]}
     assert all(path.read_bytes() == data for path, data in before.items())
     assert len(store.load(pairs, QUICK)) == 4
+
+
+def test_on_a_gpu_lanes_fill_its_memory_and_a_share_of_the_time_limit(monkeypatch):
+    """The GPU's arithmetic, on the CPU: a memory that holds two lanes and a half gives
+    two lanes a group; a time limit shorter than GROUPS_PER_LIMIT lanes' time, one."""
+    sizes = fused_runner.Sizes(train=256, val=64, test=64, batch=64, epochs=1)
+    one = sum(fused_runner.memory_bytes(2, 1, sizes).values())
+    monkeypatch.setattr(
+        fused_runner,
+        "device_memory",
+        lambda device: 2.5 * one / fused_runner.MEMORY_SHARE,
+    )
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu") == 2
+    rate, _ = fused_runner.calibrate(2, 2, sizes.batch, "cpu", None)
+    lane = sizes.work(2) / rate
+    short = fused_runner.Deadline(1.5 * lane * fused_runner.GROUPS_PER_LIMIT)
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu", short) == 1
+    long = fused_runner.Deadline(2.5 * lane * fused_runner.GROUPS_PER_LIMIT)
+    assert fused_runner.lanes_per_group(2, 3, sizes, "cpu", long) == 2
+
+
+def test_a_sweep_of_two_folds_as_one_network_agrees_with_one_at_a_time(
+    swept, tmp_path, pairs, monkeypatch
+):
+    """What a GPU with room for both seeds does, on the CPU: one group of two lanes;
+    the records agree with the one-lane sweep's to rounding."""
+    monkeypatch.setattr(fused_runner, "device_memory", lambda device: 2**40)
+    outcome = fused_runner.sweep(pairs, QUICK, store=Store(tmp_path), progress=False)
+    assert len(outcome.written) == 4
+    together = Store(tmp_path).load(pairs, QUICK)
+    apart = swept[0].load(pairs, QUICK)
+    for run, alone in zip(together, apart):
+        assert run["config"] == alone["config"]
+        assert run["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-5)
+        assert run["val_acc"] == pytest.approx(alone["val_acc"], abs=2 / 512)
 
 
 def test_groups_hold_lanes_with_the_same_pairs_and_split_sizes():
@@ -446,7 +498,7 @@ def test_the_cli_and_the_gpu_command_run_without_cluster_tools_and_resume(tmp_pa
         [sys.executable, "-m", "golden", "sweep", "grid", "--protocol", "quick"]
         + ["--engine", "fused", *grid, "--time-limit", "0", "--archive", str(out)],
         [sys.executable, str(REPO_ROOT / "tools" / "gpu_run.py"), "--device", "cpu"]
-        + ["--protocols", "quick", *grid, "--minutes", "60", "--out", str(out)],
+        + ["--protocols", "quick", *grid, "--minutes", "100000", "--out", str(out)],
     ]
     outputs = []
     for command in commands:
