@@ -216,7 +216,7 @@ def engine_rates(
     window, sent through the runner's Dask cluster and through a plain process pool (the
     runner before Dask), their windows taken in turn: what the engine costs a sweep.
     Best window of each."""
-    from golden.runner import cluster_client
+    from golden.cluster import cluster_client
 
     tasks = [(seed, warmup, steps) for seed in range(workers)]
     with (

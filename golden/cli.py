@@ -12,7 +12,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from golden import settings, theory
+from golden import interrupt, settings, theory
+from golden.cluster import ClusterFailure, scheduler_address
 from golden.data import DATASETS, DataError
 from golden.experiments import (
     EXPERIMENTS,
@@ -262,6 +263,8 @@ def run_sweep(args) -> None:
     from golden import experiments, runner
     from golden.store import Store
 
+    if args.engine != "fused":
+        scheduler_address(args.scheduler)  # a malformed address, before anything else
     proto = experiments.protocol(args.protocol, args.dataset, args.engine)
     check_engine_options(args)
     names = experiment_names(args.experiment, args.lrs, args.momenta)
@@ -285,7 +288,7 @@ def run_sweep(args) -> None:
             runner.sweep(
                 name, proto, workers=args.workers, scheduler=args.scheduler, store=store
             )
-        except RecordNotWritten as error:
+        except (RecordNotWritten, ClusterFailure) as error:
             raise ExperimentError(
                 f"{error}; {stored_text(name, proto, store)}, and a rerun resumes from "
                 "them"
@@ -385,10 +388,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"golden: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "golden: interrupted; finished runs are stored and a rerun resumes from "
-            "them",
-            file=sys.stderr,
-        )
-        return 130
+        return interrupt.tell()
     return 0

@@ -7,30 +7,28 @@ worker process per core and no dashboard. With ``--scheduler tcp://HOST:8786`` (
 and return histories; the driver alone writes records, each as its run finishes, so a
 killed sweep loses at most the runs in flight and the next sweep resumes from the
 records. A run on a worker that dies is rescheduled by Dask on another worker; nothing
-of it reaches the store until it finishes.
+of it reaches the store until it finishes. The cluster, and its checks before any run is
+sent, are golden.cluster's; a sweep that the cluster stops on the way (its scheduler
+lost, or a run that kills every worker it is given) raises ClusterFailure.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal
-import sys
 import time
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import torch
 
 from golden import settings
+from golden.cluster import ClusterFailure, cluster_client, scheduler_address
 from golden.data import splits
 from golden.experiments import experiment
 from golden.files import prove_writable
 from golden.protocols import EVAL_COST, THREADS_PER_RUN, ExperimentError, Protocol
 from golden.store import Store, run_id
 from golden.train import TrainConfig, train
-
-SCHEDULER_VARIABLE = "GOLDEN_SCHEDULER"
 
 
 def checkpoint_folder(quick_data: bool) -> Path:
@@ -65,88 +63,6 @@ def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> d
     return train(config, data, progress=False, checkpoint=checkpoint).as_dict()
 
 
-def scheduler_address(scheduler: str | None) -> str | None:
-    """The ``--scheduler`` address, else ``GOLDEN_SCHEDULER``, else None (a local
-    cluster)."""
-    return scheduler or os.environ.get(SCHEDULER_VARIABLE, "").strip() or None
-
-
-@contextlib.contextmanager
-def cluster_client(scheduler: str | None, workers: int, processes: bool = True):
-    """A Dask client: of the cluster at ``scheduler``, or of a local cluster of
-    ``workers`` single-threaded workers (separate processes unless ``processes`` is
-    False)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    address = scheduler_address(scheduler)
-    if address is not None:
-        try:
-            client = Client(address, timeout="20s")
-        except (OSError, TimeoutError) as error:
-            raise ExperimentError(
-                f"cannot reach the Dask scheduler at {address} ({error}): "
-                "start it or fix --scheduler / GOLDEN_SCHEDULER"
-            ) from None
-        with client:
-            yield client
-        return
-    # No dashboard; the scheduler's own HTTP routes listen on a free loopback port, not
-    # 8787.
-    options = dict(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=processes,
-        host="127.0.0.1" if processes else None,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        memory_limit=0,
-        silence_logs=logging.CRITICAL,
-    )
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, so glibc hands
-    # every freed batch tensor back to the kernel and faults it in again: training then
-    # runs about three times slower (half its time in the kernel). Workers keep the
-    # default.
-    no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    with _sigint_ignored_by_children(processes), dask.config.set(no_trim):
-        cluster = LocalCluster(**options)
-    with cluster, Client(cluster) as client:
-        yield client
-
-
-@contextlib.contextmanager
-def _sigint_ignored_by_children(processes: bool):
-    """Worker processes started inside keep SIGINT ignored (a child inherits an ignored
-    signal, and Python then installs no KeyboardInterrupt handler), so Ctrl-C at a
-    terminal, which reaches the whole process group, stops the driver alone: one line,
-    no worker tracebacks."""
-    if not processes:
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _start_quiet_resource_tracker()
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-# After Ctrl-C the workers' queues are never closed, and multiprocessing's resource
-# tracker frees their semaphores, as it is there to do, with a warning per kind on
-# stderr. It is started here with that one warning silenced (it takes the -W options).
-TRACKER_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
-
-
-def _start_quiet_resource_tracker() -> None:
-    from multiprocessing import resource_tracker
-
-    sys.warnoptions.append(TRACKER_QUIET)
-    try:
-        resource_tracker.ensure_running()
-    finally:
-        sys.warnoptions.remove(TRACKER_QUIET)
-
-
 def sweep(
     experiment_name: str,
     proto: Protocol,
@@ -158,9 +74,10 @@ def sweep(
 ) -> Path:
     """Run every unfinished run of an experiment; each record is written as its run
     finishes."""
-    from dask.distributed import as_completed
+    from dask.distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
+    scheduler = scheduler_address(scheduler)
     store = store or Store.default()
     exp = experiment(experiment_name)
     configs = exp.configs(proto)
@@ -192,9 +109,21 @@ def sweep(
             )
             for config in todo
         ]
-        for future in as_completed(futures):
-            store.write(folder, future.result(), proto, experiment_name)
-            bar.update()
+        try:
+            for future in as_completed(futures):
+                store.write(folder, future.result(), proto, experiment_name)
+                bar.update()
+        except CancelledError:  # Dask cancels every run when the scheduler is lost
+            where = f"at {scheduler}" if scheduler else "of the local cluster"
+            raise ClusterFailure(
+                f"lost the connection to the Dask scheduler {where}"
+            ) from None
+        except KilledWorker as error:  # a run each worker died of, as often as allowed
+            deaths = error.allowed_failures + 1
+            raise ClusterFailure(
+                f"every worker that ran one of the runs died ({deaths} in a row), so "
+                "Dask gave up on it (out of memory? see the workers' logs)"
+            ) from None
     return folder
 
 
