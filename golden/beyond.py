@@ -8,6 +8,7 @@ labels. The identities live in the book's one registry,
 :data:`golden.identities.IDENTITIES`, built on first use; :func:`check` proves one by
 name.
 """
+
 from __future__ import annotations
 
 import sympy as sp
@@ -42,8 +43,11 @@ def sharpness_limit(eta_value: float, alpha_value: float) -> float:
 # --- the spectrum of a gradient covariance from its Gram matrix -----------------------
 
 EXAMPLES, PARAMETERS = 2, 3
-DEVIATIONS = sp.Matrix(EXAMPLES, PARAMETERS,
-                       lambda i, j: symbols(f"d_{i + 1}{j + 1}", -2.0, 2.0, real=True))
+DEVIATIONS = sp.Matrix(
+    EXAMPLES,
+    PARAMETERS,
+    lambda i, j: symbols(f"d_{i + 1}{j + 1}", -2.0, 2.0, real=True),
+)
 spectral = symbols("mu", -2.0, 2.0, real=True)
 
 
@@ -63,8 +67,11 @@ def mutual_information(joint: sp.Matrix) -> sp.Expr:
     prediction)."""
     rows = [sum(joint.row(i)) for i in range(joint.rows)]
     columns = [sum(joint.col(j)) for j in range(joint.cols)]
-    return sum(joint[i, j] * _bits(joint[i, j] / (rows[i] * columns[j]))
-               for i in range(joint.rows) for j in range(joint.cols))
+    return sum(
+        joint[i, j] * _bits(joint[i, j] / (rows[i] * columns[j]))
+        for i in range(joint.rows)
+        for j in range(joint.cols)
+    )
 
 
 def entropy_bits(probabilities) -> sp.Expr:
@@ -143,9 +150,13 @@ def _identities() -> None:
         positive_arguments=True,
     )
     symmetric = sp.Matrix(
-        FANO_CLASSES, FANO_CLASSES,
-        lambda i, j: (1 - error_rate) / FANO_CLASSES if i == j
-        else error_rate / (FANO_CLASSES * (FANO_CLASSES - 1)),
+        FANO_CLASSES,
+        FANO_CLASSES,
+        lambda i, j: (
+            (1 - error_rate) / FANO_CLASSES
+            if i == j
+            else error_rate / (FANO_CLASSES * (FANO_CLASSES - 1))
+        ),
     )
     register(
         "fano-equality",

@@ -26,6 +26,7 @@ effective step eta / (1 - alpha) alone explains. It takes one row per grid pair 
 pair, its accuracies, its mean and interval), built by
 :mod:`golden.studies.effective_lr`, and does not import torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,14 +69,18 @@ def heavy_ball(gradient: Callable, x0, eta_value, alpha_value, steps: int) -> li
     previous = x0
     for k in range(1, steps + 1):
         current = positions[-1]
-        positions.append(current - eta_value * gradient(k, current)
-                         + alpha_value * (current - previous))
+        positions.append(
+            current
+            - eta_value * gradient(k, current)
+            + alpha_value * (current - previous)
+        )
         previous = current
     return positions
 
 
-def heavy_ball_quadratic(curvatures, x0, eta_value: float, alpha_value: float,
-                         steps: int) -> np.ndarray:
+def heavy_ball_quadratic(
+    curvatures, x0, eta_value: float, alpha_value: float, steps: int
+) -> np.ndarray:
     """The same recurrence on f = x^T diag(curvatures) x / 2, shape (steps + 1, d).
 
     With a diagonal H every coordinate follows
@@ -92,7 +97,8 @@ def heavy_ball_quadratic(curvatures, x0, eta_value: float, alpha_value: float,
     impulse = np.zeros(steps + 1)
     impulse[0] = 1.0
     columns = [
-        start * signal.lfilter(
+        start
+        * signal.lfilter(
             [1.0, -alpha_value],
             [1.0, -(1 + alpha_value - eta_value * curvature), alpha_value],
             impulse,
@@ -154,8 +160,10 @@ def _series_coefficients(expr, order: int) -> tuple[sp.Expr, ...]:
 def root_limits() -> tuple[sp.Expr, sp.Expr]:
     """lim_{eta -> 0} of r_+ and r_-, for 0 < alpha < 1: 1 (the slow root) and alpha
     (the fast one)."""
-    return tuple(_back(sp.limit(_with_complement(root), eta, 0, "+"))
-                 for root in (SLOW_ROOT, FAST_ROOT))
+    return tuple(
+        _back(sp.limit(_with_complement(root), eta, 0, "+"))
+        for root in (SLOW_ROOT, FAST_ROOT)
+    )
 
 
 @lru_cache(maxsize=None)
@@ -200,8 +208,11 @@ def modified_loss_gradient(coordinate=w0) -> sp.Expr:
 @lru_cache(maxsize=None)
 def _numeric_coefficients() -> tuple[Callable, Callable, Callable]:
     c0, c1 = rate_expansion(2)
-    return (sp.lambdify((h, alpha), c0, "numpy"), sp.lambdify((h, alpha), c1, "numpy"),
-            sp.lambdify((eta, alpha), startup_delay(), "numpy"))
+    return (
+        sp.lambdify((h, alpha), c0, "numpy"),
+        sp.lambdify((h, alpha), c1, "numpy"),
+        sp.lambdify((eta, alpha), startup_delay(), "numpy"),
+    )
 
 
 def corrected_rates(curvatures, eta_value: float, alpha_value: float) -> np.ndarray:
@@ -211,8 +222,9 @@ def corrected_rates(curvatures, eta_value: float, alpha_value: float) -> np.ndar
     return c0(curvatures, alpha_value) + c1(curvatures, alpha_value) * eta_value
 
 
-def modified_flow(curvatures, x0, eta_value: float, alpha_value: float,
-                  times) -> np.ndarray:
+def modified_flow(
+    curvatures, x0, eta_value: float, alpha_value: float, times
+) -> np.ndarray:
     """exp(-(c_0 + c_1 eta)(t - delta)) x_0 per coordinate: the slow mode to O(eta^2),
     shape (len(times), d)."""
     *_, delay = _numeric_coefficients()
@@ -229,8 +241,9 @@ def effective_rate(eta_value, alpha_value, curvature=1.0):
     1 - r_+ = eta h / (1 - r_-) and log1p keeps the digits a direct log(r_+) would lose.
     NaN where the roots are complex (no real slow mode).
     """
-    eta_value, alpha_value, curvature = (np.asarray(v, dtype=float)
-                                         for v in (eta_value, alpha_value, curvature))
+    eta_value, alpha_value, curvature = (
+        np.asarray(v, dtype=float) for v in (eta_value, alpha_value, curvature)
+    )
     trace = 1 + alpha_value - eta_value * curvature
     disc = trace**2 - 4 * alpha_value
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -260,28 +273,40 @@ COMPARISONS = {
 }
 
 
-def max_error(trajectory: np.ndarray, reference: np.ndarray, times,
-              t_start: float = 0.0) -> float:
+def max_error(
+    trajectory: np.ndarray, reference: np.ndarray, times, t_start: float = 0.0
+) -> float:
     """max over t_start <= t_k of the Euclidean distance between the trajectories."""
     mask = np.asarray(times) >= t_start - 1e-12
     return float(np.max(np.linalg.norm(trajectory[mask] - reference[mask], axis=1)))
 
 
-def errors_for(eta_value: float, alpha_value: float, curvatures=CURVATURES, x0=START,
-               horizon: float = HORIZON, comparisons=None) -> dict[str, float]:
+def errors_for(
+    eta_value: float,
+    alpha_value: float,
+    curvatures=CURVATURES,
+    x0=START,
+    horizon: float = HORIZON,
+    comparisons=None,
+) -> dict[str, float]:
     """Run the heavy ball to t = horizon (time t = k eta) and measure each comparison's
     largest error."""
     steps = int(round(horizon / eta_value))
     times = np.arange(steps + 1) * eta_value
     path = heavy_ball_quadratic(curvatures, x0, eta_value, alpha_value, steps)
-    flows = {"rescaled": rescaled_flow(curvatures, x0, alpha_value, times),
-             "modified": modified_flow(curvatures, x0, eta_value, alpha_value, times)}
-    return {name: max_error(path, flows[flow], times, start)
-            for name, (flow, start) in (comparisons or COMPARISONS).items()}
+    flows = {
+        "rescaled": rescaled_flow(curvatures, x0, alpha_value, times),
+        "modified": modified_flow(curvatures, x0, eta_value, alpha_value, times),
+    }
+    return {
+        name: max_error(path, flows[flow], times, start)
+        for name, (flow, start) in (comparisons or COMPARISONS).items()
+    }
 
 
-def asymptotic(etas, alpha_value: float, curvatures=CURVATURES,
-               limit: float = ASYMPTOTIC_LIMIT) -> np.ndarray:
+def asymptotic(
+    etas, alpha_value: float, curvatures=CURVATURES, limit: float = ASYMPTOTIC_LIMIT
+) -> np.ndarray:
     """Which eta lie in the small-step regime, eta max(h) / (1 - alpha)^2 <= limit."""
     return np.asarray(etas) * max(curvatures) / (1 - alpha_value) ** 2 <= limit
 
@@ -289,13 +314,21 @@ def asymptotic(etas, alpha_value: float, curvatures=CURVATURES,
 def convergence_order(etas, errors) -> float:
     """Slope of log(error) against log(eta), least squares: the measured order of
     convergence."""
-    slope, _ = np.polyfit(np.log(np.asarray(etas, dtype=float)),
-                          np.log(np.asarray(errors, dtype=float)), 1)
+    slope, _ = np.polyfit(
+        np.log(np.asarray(etas, dtype=float)),
+        np.log(np.asarray(errors, dtype=float)),
+        1,
+    )
     return float(slope)
 
 
-def convergence_study(alpha_value: float, etas=STUDY_ETAS, curvatures=CURVATURES,
-                      x0=START, horizon: float = HORIZON) -> dict:
+def convergence_study(
+    alpha_value: float,
+    etas=STUDY_ETAS,
+    curvatures=CURVATURES,
+    x0=START,
+    horizon: float = HORIZON,
+) -> dict:
     """Errors of every comparison for every eta, and the orders fitted over the
     small-step regime."""
     etas = np.asarray(etas, dtype=float)
@@ -303,12 +336,20 @@ def convergence_study(alpha_value: float, etas=STUDY_ETAS, curvatures=CURVATURES
     errors = {name: np.array([row[name] for row in table]) for name in COMPARISONS}
     fit = asymptotic(etas, alpha_value, curvatures)
     if fit.sum() < 3:
-        raise ValueError("fewer than three eta in the small-step regime: "
-                         "extend the sequence of eta")
-    orders = {name: convergence_order(etas[fit], values[fit])
-              for name, values in errors.items()}
-    return {"alpha": alpha_value, "etas": etas, "fitted": fit, "errors": errors,
-            "orders": orders}
+        raise ValueError(
+            "fewer than three eta in the small-step regime: extend the sequence of eta"
+        )
+    orders = {
+        name: convergence_order(etas[fit], values[fit])
+        for name, values in errors.items()
+    }
+    return {
+        "alpha": alpha_value,
+        "etas": etas,
+        "fitted": fit,
+        "errors": errors,
+        "orders": orders,
+    }
 
 
 # ------------------------------------------------------------------------- identities
@@ -322,9 +363,14 @@ def _unit_slow_mode_log():
     return sp.log(SLOW_AMPLITUDE) - EFFECTIVE_RATE * time_symbol - modified_log
 
 
-SAMPLING = {eta: (1e-4, 1e-2), h: (0.1, 10.0), alpha: (0.05, 0.95),
-            time_symbol: (0.0, 2.0), w0: (-2.0, 2.0),
-            **{g: (-2.0, 2.0) for g in gradients}}
+SAMPLING = {
+    eta: (1e-4, 1e-2),
+    h: (0.1, 10.0),
+    alpha: (0.05, 0.95),
+    time_symbol: (0.0, 2.0),
+    w0: (-2.0, 2.0),
+    **{g: (-2.0, 2.0) for g in gradients},
+}
 """Where the numeric checks of this module's identities sample each symbol: small steps
 eta, where the expansions hold."""
 
@@ -357,8 +403,12 @@ def _identities() -> None:
     )
     _register(
         "elr-modes",
-        sp.Matrix([SLOW_AMPLITUDE + FAST_AMPLITUDE,
-                   SLOW_AMPLITUDE * SLOW_ROOT + FAST_AMPLITUDE * FAST_ROOT]),
+        sp.Matrix(
+            [
+                SLOW_AMPLITUDE + FAST_AMPLITUDE,
+                SLOW_AMPLITUDE * SLOW_ROOT + FAST_AMPLITUDE * FAST_ROOT,
+            ]
+        ),
         sp.Matrix([1, 1 - eta * h]),
         "distinct roots; x_0 = 1, x_1 = 1 - eta h (start at rest)",
     )
@@ -412,16 +462,25 @@ def effective_step_points(rows: Sequence[dict]) -> list[dict]:
     for row in rows:
         lr, momentum = row["pair"]
         finished = len(row["test_acc"])
-        points.append({"pair": row["pair"], "eta": lr, "alpha": momentum,
-                       "step": theory.effective_step(lr, momentum),
-                       "acc": row["test_acc_mean"], "ci": row["test_acc_ci"],
-                       "per_seed": list(row["test_acc"]), "diverged": row["diverged"],
-                       "seeds": finished + row["diverged"]})
+        points.append(
+            {
+                "pair": row["pair"],
+                "eta": lr,
+                "alpha": momentum,
+                "step": theory.effective_step(lr, momentum),
+                "acc": row["test_acc_mean"],
+                "ci": row["test_acc_ci"],
+                "per_seed": list(row["test_acc"]),
+                "diverged": row["diverged"],
+                "seeds": finished + row["diverged"],
+            }
+        )
     return points
 
 
-def _design(u: np.ndarray, knots: Sequence[float],
-            momenta: np.ndarray | None = None) -> np.ndarray:
+def _design(
+    u: np.ndarray, knots: Sequence[float], momenta: np.ndarray | None = None
+) -> np.ndarray:
     """Cubic regression spline in u (truncated-power basis), optionally plus the alpha
     terms."""
     u = np.asarray(u, dtype=float)
@@ -440,10 +499,15 @@ def _least_squares(design: np.ndarray, y: np.ndarray) -> dict:
     leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
     loo = residuals / (1 - leverage)
     total = float(np.sum((y - y.mean()) ** 2))
-    return {"coefficients": coefficients, "residuals": residuals, "loo_residuals": loo,
-            "rss": float(residuals @ residuals),
-            "r2": 1 - float(residuals @ residuals) / total,
-            "r2_loo": 1 - float(loo @ loo) / total, "parameters": design.shape[1]}
+    return {
+        "coefficients": coefficients,
+        "residuals": residuals,
+        "loo_residuals": loo,
+        "rss": float(residuals @ residuals),
+        "r2": 1 - float(residuals @ residuals) / total,
+        "r2_loo": 1 - float(loo @ loo) / total,
+        "parameters": design.shape[1],
+    }
 
 
 LOGIT_FLOOR = 0.5e-4
@@ -470,15 +534,22 @@ def _on_accuracy(fit: dict, target: np.ndarray, y: np.ndarray, back) -> dict:
     loo_predicted = back(target - fit["loo_residuals"])
     residuals, loo = y - fitted, y - loo_predicted
     total = float(np.sum((y - y.mean()) ** 2))
-    return {"fitted": fitted, "loo_predicted": loo_predicted, "residuals": residuals,
-            "loo_residuals": loo, "rss": float(residuals @ residuals),
-            "r2": 1 - float(residuals @ residuals) / total,
-            "r2_loo": 1 - float(loo @ loo) / total}
+    return {
+        "fitted": fitted,
+        "loo_predicted": loo_predicted,
+        "residuals": residuals,
+        "loo_residuals": loo,
+        "rss": float(residuals @ residuals),
+        "r2": 1 - float(residuals @ residuals) / total,
+        "r2_loo": 1 - float(loo @ loo) / total,
+    }
 
 
-def predictive_measures(rows: Sequence[dict],
-                        named: dict[str, tuple[float, float]] | None = None,
-                        link: str = "identity") -> dict:
+def predictive_measures(
+    rows: Sequence[dict],
+    named: dict[str, tuple[float, float]] | None = None,
+    link: str = "identity",
+) -> dict:
     """How well eta / (1 - alpha) alone predicts mean test accuracy over the pairs with
     no diverged seed.
 
@@ -501,13 +572,18 @@ def predictive_measures(rows: Sequence[dict],
     """
     from scipy import stats as scipy_stats  # here, not at import: it takes a while
 
-    points = [p for p in effective_step_points(rows)
-              if p["diverged"] == 0 and not math.isnan(p["acc"])]
+    points = [
+        p
+        for p in effective_step_points(rows)
+        if p["diverged"] == 0 and not math.isnan(p["acc"])
+    ]
     n = len(points)
     parameters = 4 + len(KNOT_QUANTILES) + ALPHA_TERMS
     if n < 2 * parameters:
-        raise ValueError(f"only {n} pairs without divergence: "
-                         "too few to fit and compare the two models")
+        raise ValueError(
+            f"only {n} pairs without divergence: "
+            "too few to fit and compare the two models"
+        )
     steps = np.array([p["step"] for p in points])
     momenta = np.array([p["alpha"] for p in points])
     y = np.array([p["acc"] for p in points])
@@ -534,20 +610,41 @@ def predictive_measures(rows: Sequence[dict],
         if pair in index:
             i = index[pair]
             residual = alone_acc["loo_residuals"][i]
-            pairs[name] = {"pair": pair, "step": float(steps[i]), "acc": float(y[i]),
-                           "predicted": float(alone_acc["loo_predicted"][i]),
-                           "residual": float(residual), "z": float(residual / sigma)}
+            pairs[name] = {
+                "pair": pair,
+                "step": float(steps[i]),
+                "acc": float(y[i]),
+                "predicted": float(alone_acc["loo_predicted"][i]),
+                "residual": float(residual),
+                "z": float(residual / sigma),
+            }
     return {
-        "n": n, "excluded": len(rows) - n, "link": link,
-        "spearman": float(rho), "spearman_p": float(rho_p),
-        "r2_step": alone_acc["r2"], "r2_step_loo": alone_acc["r2_loo"],
-        "r2_both": both_acc["r2"], "r2_both_loo": both_acc["r2_loo"],
-        "parameters_step": alone["parameters"], "parameters_both": both["parameters"],
-        "f": float(f_stat), "f_p": f_p, "sigma": sigma,
-        "curve_steps": 10 ** (grid_u + centre), "curve_acc": curve,
-        "peak_step": float(10 ** (grid_u[np.argmax(curve)] + centre)), "named": pairs,
-        "points": [{"pair": p["pair"], "step": float(steps[i]), "acc": float(y[i]),
-                    "fitted": float(alone_acc["fitted"][i]),
-                    "loo_residual": float(alone_acc["loo_residuals"][i])}
-                   for i, p in enumerate(points)],
+        "n": n,
+        "excluded": len(rows) - n,
+        "link": link,
+        "spearman": float(rho),
+        "spearman_p": float(rho_p),
+        "r2_step": alone_acc["r2"],
+        "r2_step_loo": alone_acc["r2_loo"],
+        "r2_both": both_acc["r2"],
+        "r2_both_loo": both_acc["r2_loo"],
+        "parameters_step": alone["parameters"],
+        "parameters_both": both["parameters"],
+        "f": float(f_stat),
+        "f_p": f_p,
+        "sigma": sigma,
+        "curve_steps": 10 ** (grid_u + centre),
+        "curve_acc": curve,
+        "peak_step": float(10 ** (grid_u[np.argmax(curve)] + centre)),
+        "named": pairs,
+        "points": [
+            {
+                "pair": p["pair"],
+                "step": float(steps[i]),
+                "acc": float(y[i]),
+                "fitted": float(alone_acc["fitted"][i]),
+                "loo_residual": float(alone_acc["loo_residuals"][i]),
+            }
+            for i, p in enumerate(points)
+        ],
     }

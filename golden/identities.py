@@ -14,6 +14,7 @@ builds every source).
 :func:`check` proves one identity by name, which is what each chapter cell does next to
 its labelled equation.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -103,8 +104,10 @@ class Identity:
         """Both sides entry by entry, definitions substituted, derivatives done."""
 
         def written_out(side) -> list:
-            return [substitute(sp.sympify(entry), self.given).doit()
-                    for entry in _entries(side)]
+            return [
+                substitute(sp.sympify(entry), self.given).doit()
+                for entry in _entries(side)
+            ]
 
         return written_out(self.lhs), written_out(self.rhs)
 
@@ -115,8 +118,9 @@ class Identity:
             difference = left - right
             simplest = 0 if sp.expand(difference) == 0 else sp.simplify(difference)
             if simplest != 0 and self.positive_arguments:
-                forms = (sp.simplify(form)
-                         for form in _positive_argument_forms(difference))
+                forms = (
+                    sp.simplify(form) for form in _positive_argument_forms(difference)
+                )
                 simplest = next((form for form in forms if form == 0), simplest)
             found.append(simplest)
         return found
@@ -129,7 +133,8 @@ class Identity:
         not."""
         if not self.holds():
             raise AssertionError(
-                f"{self.name}: residual {self.residuals()} is not zero")
+                f"{self.name}: residual {self.residuals()} is not zero"
+            )
         return self
 
     def _sample(self, rng: random.Random, symbol: sp.Symbol):
@@ -216,8 +221,11 @@ class Registry(MutableMapping):
     def of_module(self, module: str) -> dict[str, Identity]:
         """The identities that ``module``'s builder registered."""
         self.build(module)
-        return {name: identity for name, identity in self._identities.items()
-                if self._origin[name] == module}
+        return {
+            name: identity
+            for name, identity in self._identities.items()
+            if self._origin[name] == module
+        }
 
     # --- the mapping
 
@@ -260,11 +268,20 @@ def builds(builder: Callable[[], None]) -> Callable[[], None]:
     return builder
 
 
-def register(name: str, lhs, rhs, assumptions: str, *, positive_arguments: bool = False,
-             given: dict | None = None, ranges: dict | None = None) -> Identity:
+def register(
+    name: str,
+    lhs,
+    rhs,
+    assumptions: str,
+    *,
+    positive_arguments: bool = False,
+    given: dict | None = None,
+    ranges: dict | None = None,
+) -> Identity:
     """Add the identity lhs = rhs under the label ``name``, from inside a builder."""
-    identity = Identity(name, lhs, rhs, assumptions, positive_arguments, given or {},
-                        ranges or {})
+    identity = Identity(
+        name, lhs, rhs, assumptions, positive_arguments, given or {}, ranges or {}
+    )
     IDENTITIES.add(identity)
     return identity
 

@@ -161,8 +161,7 @@ class TrainConfig:
             )
         if self.dataset not in DATASETS:
             raise ConfigError(
-                f"unknown dataset {self.dataset!r}: choose one of "
-                f"{', '.join(DATASETS)}"
+                f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}"
             )
 
 

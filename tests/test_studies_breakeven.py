@@ -2,6 +2,7 @@
 the verdict (on and off the line, alone, no golden; noise falling or not, spread or
 not), Holm over the four trends, diverged runs, runs at chance accuracy and missing
 seeds, the tables and the curves figure."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,15 +23,20 @@ PAIRS = experiments.grid_pairs(experiments.BREAKEVEN_LRS, experiments.BREAKEVEN_
 STEPS = [0, 56, 112]
 
 
-def probed(pair, seed, variance, conditioning, sharpness, acc=0.9,
-           diverged=False) -> Run:
+def probed(
+    pair, seed, variance, conditioning, sharpness, acc=0.9, diverged=False
+) -> Run:
     """A one-epoch run whose three probes end at the given values."""
-    run = make_run(*pair, replicate=seed, test_acc=acc, diverged=diverged, epochs=1,
-                   probe_every=56)
-    probes = {"step": STEPS, "grad_variance": [2 * variance, 1.5 * variance, variance],
-              "grad_conditioning": [conditioning] * 3,
-              "sharpness": [sharpness / 2, sharpness, sharpness],
-              "probe_loss": [2.0, 1.0, 0.5]}
+    run = make_run(
+        *pair, replicate=seed, test_acc=acc, diverged=diverged, epochs=1, probe_every=56
+    )
+    probes = {
+        "step": STEPS,
+        "grad_variance": [2 * variance, 1.5 * variance, variance],
+        "grad_conditioning": [conditioning] * 3,
+        "sharpness": [sharpness / 2, sharpness, sharpness],
+        "probe_loss": [2.0, 1.0, 0.5],
+    }
     return dataclasses.replace(run, probes=probes)
 
 
@@ -72,8 +78,12 @@ def test_on_the_line_when_noise_falls_and_the_spread_does_not():
 
 def test_off_the_line_and_better_spread_noise():
     runs = full(rising_conditioning=True)
-    runs = [dataclasses.replace(run, probes={**run.probes, "sharpness": [1, 1, 1e4]})
-            if run.pair == GOLDEN else run for run in runs]
+    runs = [
+        dataclasses.replace(run, probes={**run.probes, "sharpness": [1, 1, 1e4]})
+        if run.pair == GOLDEN
+        else run
+        for run in runs
+    ]
     found = verdict(study_of(runs))
     assert found.finding == "off the line" and "sharpness" not in found.between
     assert found.trends["grad_conditioning"].direction == 1
@@ -91,24 +101,37 @@ def test_noise_that_rises_is_against_the_claim():
 
 
 def test_conditioning_that_falls_means_better_spread_noise():
-    runs = [probed(pair, seed, 1 / breakeven.effective_step(pair),
-                   1 / (1 + breakeven.effective_step(pair)) + 0.001 * seed,
-                   10.0 + seed) for pair in PAIRS for seed in range(3)]
+    runs = [
+        probed(
+            pair,
+            seed,
+            1 / breakeven.effective_step(pair),
+            1 / (1 + breakeven.effective_step(pair)) + 0.001 * seed,
+            10.0 + seed,
+        )
+        for pair in PAIRS
+        for seed in range(3)
+    ]
     found = verdict(study_of(runs))
     assert found.spread_improves and "and to better-spread noise." in found.text()
 
 
 def test_no_golden_when_its_runs_diverged_or_stayed_at_chance():
     runs = [run for run in full() if run.pair != GOLDEN]
-    runs += [probed(GOLDEN, 0, 1, 0.2, 10, diverged=True),
-             probed(GOLDEN, 1, 1, 0.2, 10, acc=0.1),
-             probed(GOLDEN, 2, 1, 0.2, 10, acc=0.1)]
+    runs += [
+        probed(GOLDEN, 0, 1, 0.2, 10, diverged=True),
+        probed(GOLDEN, 1, 1, 0.2, 10, acc=0.1),
+        probed(GOLDEN, 2, 1, 0.2, 10, acc=0.1),
+    ]
     found = verdict(study_of(runs))
     assert found.finding == "no golden" and found.position is None
     assert found.trends["grad_variance"].n == 21  # the golden runs are not in a trend
     assert "has no run that learned" in found.text()
-    golden_row = next(line for line in breakeven.table(study_of(runs)).splitlines()
-                      if "golden" in line)
+    golden_row = next(
+        line
+        for line in breakeven.table(study_of(runs)).splitlines()
+        if "golden" in line
+    )
     assert "| n/a | n/a | n/a | n/a | n/a | n/a | 0 of 3 |" in golden_row
 
 
@@ -130,8 +153,10 @@ def test_trend_direction_follows_the_holm_adjusted_p():
     assert Trend("sharpness", -0.5, 0.01, 0.04, 24).direction == -1
     assert Trend("sharpness", -0.5, 0.01, 0.06, 24).direction == 0
     assert Trend("sharpness", 0.5, 0.01, 0.01, 24).phrase() == "rises (ρ = +0.50)"
-    assert Trend("sharpness", 0.1, 0.6, 1.0, 24).phrase() == \
-        "shows no clear trend (ρ = +0.10)"
+    assert (
+        Trend("sharpness", 0.1, 0.6, 1.0, 24).phrase()
+        == "shows no clear trend (ρ = +0.10)"
+    )
 
 
 def test_trends_are_holm_corrected_together():
@@ -144,11 +169,15 @@ def test_trends_are_holm_corrected_together():
 
 
 def test_table_rows_count_diverged_unlearned_and_missing_seeds():
-    runs = [run for run in full()
-            if not (run.pair == (0.1, 0.9) and run.replicate == 2)]  # missing seed
-    runs = [probed(run.pair, run.replicate, 1, 0.2, 10, acc=0.1)  # at chance
-            if run.pair == (0.001, 0.874) and run.replicate == 0 else run
-            for run in runs]
+    runs = [
+        run for run in full() if not (run.pair == (0.1, 0.9) and run.replicate == 2)
+    ]  # missing seed
+    runs = [
+        probed(run.pair, run.replicate, 1, 0.2, 10, acc=0.1)  # at chance
+        if run.pair == (0.001, 0.874) and run.replicate == 0
+        else run
+        for run in runs
+    ]
     lines = breakeven.table(study_of(runs)).splitlines()
     assert len(lines) == 2 + 8
     assert lines[2].startswith("| 0.001 | 0.874 | 0.007937 | ")
@@ -156,8 +185,10 @@ def test_table_rows_count_diverged_unlearned_and_missing_seeds():
     golden = next(line for line in lines if "**(golden)**" in line)
     step = breakeven.effective_step(GOLDEN)
     variance = Estimate.of(1 / (0.01 + step) * (1 + 0.01 * s) for s in range(3))
-    assert golden.startswith(f"| 0.016 **(golden)** | 0.874 | {step:.4g} | "
-                             f"{variance.mean:.4g} ± {variance.half:.2g} |")
+    assert golden.startswith(
+        f"| 0.016 **(golden)** | 0.874 | {step:.4g} | "
+        f"{variance.mean:.4g} ± {variance.half:.2g} |"
+    )
     share = breakeven.rows(study_of(runs))[4].sharpness_share
     assert f"| {share:.3f} | 0.9000 ± 0.0000 | 3 of 3 |" in golden
 
@@ -200,29 +231,42 @@ def staged(pair, seed, end, at_loss, conditioning=(0.2, 0.2)) -> Run:
     jitter by seed."""
     run = make_run(*pair, replicate=seed, test_acc=0.9, epochs=1, probe_every=56)
     jitter = 1 + 0.01 * seed
-    probes = {"step": STEPS, "grad_variance": [1.0, at_loss * jitter, end * jitter],
-              "grad_conditioning": [0.2, conditioning[0] + 0.001 * seed,
-                                    conditioning[1] + 0.001 * seed],
-              "sharpness": [1.0, at_loss * jitter, end * jitter],
-              "probe_loss": [2.0, 0.5, 0.5]}
+    probes = {
+        "step": STEPS,
+        "grad_variance": [1.0, at_loss * jitter, end * jitter],
+        "grad_conditioning": [
+            0.2,
+            conditioning[0] + 0.001 * seed,
+            conditioning[1] + 0.001 * seed,
+        ],
+        "sharpness": [1.0, at_loss * jitter, end * jitter],
+        "probe_loss": [2.0, 0.5, 0.5],
+    }
     return dataclasses.replace(run, probes=probes)
 
 
 def staged_study(end, at_loss, conditioning=lambda step: (0.2, 0.2)) -> report.Study:
     """Every pair and seed, ``end`` and ``at_loss`` functions of the effective step."""
-    return study_of([
-        staged(pair, seed, end(step), at_loss(step), conditioning(step))
-        for pair in PAIRS for seed in range(3)
-        for step in [breakeven.effective_step(pair)]])
+    return study_of(
+        [
+            staged(pair, seed, end(step), at_loss(step), conditioning(step))
+            for pair in PAIRS
+            for seed in range(3)
+            for step in [breakeven.effective_step(pair)]
+        ]
+    )
 
 
 FALLS, RISES = (lambda step: 1 / (0.01 + step)), (lambda step: 1 + step)
 
 
 def test_match_level_is_the_highest_loss_every_run_reaches():
-    runs = [dataclasses.replace(smooth(GOLDEN, 0), probes={
-        **smooth(GOLDEN, 0).probes, "probe_loss": losses})
-        for losses in ([2.0, 1.0, 0.5], [2.0, 0.3, 0.4], [2.0, 0.8, 0.7])]
+    runs = [
+        dataclasses.replace(
+            smooth(GOLDEN, 0), probes={**smooth(GOLDEN, 0).probes, "probe_loss": losses}
+        )
+        for losses in ([2.0, 1.0, 0.5], [2.0, 0.3, 0.4], [2.0, 0.8, 0.7])
+    ]
     assert breakeven.match_level(runs) == 0.7
     assert [breakeven.matched_probe(run, 0.7) for run in runs] == [2, 1, 2]
 
@@ -233,9 +277,10 @@ def test_matched_trends_use_each_runs_matched_probe():
     assert found.losses == (0.5, 0.5)
     assert found.trends["grad_variance"].direction == 1 and not found.noise_falls
     lines = breakeven.matched_lines(found).splitlines()
-    assert lines == ["matched at probe-batch loss <= 0.500, the highest every run "
-                     "reaches;", "  matched probes at steps 56 to 56, losses 0.500 "
-                     "to 0.500"]
+    assert lines == [
+        "matched at probe-batch loss <= 0.500, the highest every run reaches;",
+        "  matched probes at steps 56 to 56, losses 0.500 to 0.500",
+    ]
     table = breakeven.matched_table(found).splitlines()
     assert len(table) == 2 + 4
     assert table[2].startswith("| gradient variance tr(C)/B | +")
@@ -259,7 +304,8 @@ def test_a_fall_in_noise_that_only_matching_shows():
 def test_noise_that_falls_neither_way():
     found = verdict(staged_study(RISES, RISES))
     assert "at matched loss too the gradient noise does not clearly fall" in (
-        found.text())
+        found.text()
+    )
 
 
 def test_a_fall_that_survives_and_spread_in_both_or_only_at_matched_loss():
@@ -276,8 +322,12 @@ def test_a_fall_that_survives_and_spread_in_both_or_only_at_matched_loss():
 
 
 def test_without_probed_losses_the_runs_are_not_matched():
-    runs = [dataclasses.replace(run, probes={k: v for k, v in run.probes.items()
-                                             if k != "probe_loss"}) for run in full()]
+    runs = [
+        dataclasses.replace(
+            run, probes={k: v for k, v in run.probes.items() if k != "probe_loss"}
+        )
+        for run in full()
+    ]
     found = verdict(study_of(runs))
     assert found.matched is None
     assert "Their records hold no loss at each probe" in found.text()
@@ -287,10 +337,15 @@ def test_without_probed_losses_the_runs_are_not_matched():
 
 
 def test_the_stages_and_the_golden_neighbours_accuracies_are_stated():
-    runs = [dataclasses.replace(run, metrics={**run.metrics, "test_acc": [acc]})
-            for run in full()
-            for acc in [0.8 + 0.1 * (breakeven.effective_step(run.pair) > 0.05)
-                        + (0.05 if run.pair == GOLDEN else 0)]]
+    runs = [
+        dataclasses.replace(run, metrics={**run.metrics, "test_acc": [acc]})
+        for run in full()
+        for acc in [
+            0.8
+            + 0.1 * (breakeven.effective_step(run.pair) > 0.05)
+            + (0.05 if run.pair == GOLDEN else 0)
+        ]
+    ]
     found = verdict(study_of(runs))
     assert found.stages == pytest.approx((0.8, 0.95))
     text = found.text()

@@ -2,6 +2,7 @@
 verdict (close, loose, below Fano's bound, no data; decay higher, lower, tied,
 untested), pairing by seed with missing seeds, diverged runs and runs at chance
 accuracy, the rule check, the tables and both figures."""
+
 from __future__ import annotations
 
 import math
@@ -26,19 +27,36 @@ def bound(acc: float) -> float:
     return float(beyond.least_information(1 - acc, 10, H))
 
 
-def mi_run(pair, seed, accs, schedule="constant", slack=0.05, test=None,
-           diverged=False, lrs=None) -> Run:
+def mi_run(
+    pair,
+    seed,
+    accs,
+    schedule="constant",
+    slack=0.05,
+    test=None,
+    diverged=False,
+    lrs=None,
+) -> Run:
     """A run whose mutual information lies ``slack`` bits above Fano's bound at each
     epoch's validation accuracy (``slack`` may be a list)."""
     slacks = slack if isinstance(slack, list) else [slack] * len(accs)
     bits = [bound(a) + s for a, s in zip(accs, slacks)]
-    extra = {"val_mi": bits, "val_label_bits": [H] * len(accs),
-             "val_nmi": [b / H for b in bits]}
+    extra = {
+        "val_mi": bits,
+        "val_label_bits": [H] * len(accs),
+        "val_nmi": [b / H for b in bits],
+    }
     if lrs is not None:
         extra["lr"] = lrs
-    return make_run(*pair, replicate=seed, val_acc=list(accs),
-                    test_acc=list(accs) if test is None else test, diverged=diverged,
-                    schedule=schedule, extra=extra)
+    return make_run(
+        *pair,
+        replicate=seed,
+        val_acc=list(accs),
+        test_acc=list(accs) if test is None else test,
+        diverged=diverged,
+        schedule=schedule,
+        extra=extra,
+    )
 
 
 def decayed(seed, accs, test=None, broken=False) -> Run:
@@ -60,10 +78,14 @@ def study_of(runs) -> mutual_info.report.Study:
 def with_decay(differences, seeds=(0, 1, 2), constant_seeds=(0, 1, 2)) -> list[Run]:
     """The golden pair at a constant rate and under the decay, the decay's final test
     accuracy ``difference`` above the constant one's, seed by seed."""
-    runs = [mi_run(GOLDEN, s, ACCS, test=[0.9, 0.95, 0.97 + 0.001 * s])
-            for s in constant_seeds]
-    runs += [decayed(s, ACCS, test=[0.9, 0.95, 0.97 + 0.001 * s + d])
-             for s, d in zip(seeds, differences)]
+    runs = [
+        mi_run(GOLDEN, s, ACCS, test=[0.9, 0.95, 0.97 + 0.001 * s])
+        for s in constant_seeds
+    ]
+    runs += [
+        decayed(s, ACCS, test=[0.9, 0.95, 0.97 + 0.001 * s + d])
+        for s, d in zip(seeds, differences)
+    ]
     return runs + [mi_run(NEIGHBOUR, s, [0.8, 0.85, 0.88]) for s in range(3)]
 
 
@@ -80,8 +102,10 @@ def test_close_tracking_and_a_higher_decay():
     cut = 1 - (bound(0.90) + 0.05) / H  # every seed has the same first epoch here
     assert found.cuts == pytest.approx((cut, cut, cut))
     assert found.cut_range == pytest.approx((cut, cut))
-    assert f"to {cut:.1%} of its value after the first epoch in each of the three " \
+    assert (
+        f"to {cut:.1%} of its value after the first epoch in each of the three "
         "seeds," in text
+    )
 
 
 def test_the_cut_of_the_decay_is_a_range_over_the_seeds_that_learned():
@@ -90,16 +114,20 @@ def test_the_cut_of_the_decay_is_a_range_over_the_seeds_that_learned():
     run at chance accuracy has no cut."""
     runs = [mi_run(GOLDEN, s, ACCS, test=[0.9, 0.95, 0.97]) for s in range(4)]
     firsts = {0: 0.90, 1: 0.80, 2: 0.95}
-    runs += [decayed(s, [first, 0.95, 0.97], test=[0.9, 0.95, 0.98])
-             for s, first in firsts.items()]
+    runs += [
+        decayed(s, [first, 0.95, 0.97], test=[0.9, 0.95, 0.98])
+        for s, first in firsts.items()
+    ]
     runs += [decayed(3, [0.1, 0.1, 0.1])]
     found = verdict(study_of(runs))
     cuts = {s: 1 - (bound(first) + 0.05) / H for s, first in firsts.items()}
     assert found.cuts == pytest.approx(tuple(cuts.values()))
     low, high = min(cuts.values()), max(cuts.values())
     assert found.cut_range == pytest.approx((low, high)) and low < cuts[0] < high
-    assert (f"cuts the golden learning rate to between {low:.1%} and {high:.1%} of its "
-            "value after the first epoch across the three seeds,") in found.text()
+    assert (
+        f"cuts the golden learning rate to between {low:.1%} and {high:.1%} of its "
+        "value after the first epoch across the three seeds,"
+    ) in found.text()
 
 
 def test_no_cut_without_a_decay_run_that_learned():
@@ -126,9 +154,10 @@ def test_tied_decay_pairs_by_seed_not_position():
 
 
 def test_untested_when_the_decay_runs_did_not_learn():
-    runs = with_decay([0.01]) + [mi_run(GOLDEN, 1, [0.1, 0.1, 0.1], "mi_decay"),
-                                 mi_run(GOLDEN, 2, [0.9, 0.9, 0.9], "mi_decay",
-                                        diverged=True)]
+    runs = with_decay([0.01]) + [
+        mi_run(GOLDEN, 1, [0.1, 0.1, 0.1], "mi_decay"),
+        mi_run(GOLDEN, 2, [0.9, 0.9, 0.9], "mi_decay", diverged=True),
+    ]
     found = verdict(study_of(runs))
     assert found.decay == "untested" and found.comparison is None
     assert "fewer than two seeds learned under both" in found.text()
@@ -139,8 +168,10 @@ def test_untested_when_the_decay_runs_did_not_learn():
 
 def test_loose_tracking():
     runs = with_decay([0.01, 0.01, 0.01])
-    runs += [mi_run(NEIGHBOUR, s, [0.90, 0.92, 0.94, 0.96], slack=[1.5, 1.0, 0.5, 0.0])
-             for s in range(3, 6)]
+    runs += [
+        mi_run(NEIGHBOUR, s, [0.90, 0.92, 0.94, 0.96], slack=[1.5, 1.0, 0.5, 0.0])
+        for s in range(3, 6)
+    ]
     found = verdict(study_of(runs))
     assert found.tracking == "loose" and found.fit.rho < mutual_info.CLOSE
     assert "follows accuracy only loosely" in found.text()
@@ -148,8 +179,9 @@ def test_loose_tracking():
 
 
 def test_a_point_below_fanos_bound_means_the_records_are_wrong():
-    runs = with_decay([0.01, 0.01, 0.01]) + [mi_run(NEIGHBOUR, 7, ACCS,
-                                                   slack=[0.05, -0.01, 0.05])]
+    runs = with_decay([0.01, 0.01, 0.01]) + [
+        mi_run(NEIGHBOUR, 7, ACCS, slack=[0.05, -0.01, 0.05])
+    ]
     found = verdict(study_of(runs))
     assert found.tracking == "violates"
     assert found.fit.least_slack == pytest.approx(-0.01)
@@ -172,14 +204,21 @@ def test_rule_check_finds_the_run_that_broke_the_rule():
     text = check.lines()
     assert text.startswith("2 runs follow the rule; 1 do NOT (seeds 2)")
     assert all(len(line) <= 88 for line in text.splitlines())
-    assert mutual_info.rule_check(study_of(with_decay([]))).lines() == \
-        "no run used the MI-driven decay"
+    assert (
+        mutual_info.rule_check(study_of(with_decay([]))).lines()
+        == "no run used the MI-driven decay"
+    )
 
 
 def test_information_of_a_stored_confusion_matrix():
     perfect = np.eye(10, dtype=int) * 6
-    record = {"config": {"lr": 0.016, "momentum": 0.874, "seed": 0}, "diverged": False,
-              "val_acc": [1.0], "test_acc": [1.0], "val_confusion": [perfect.tolist()]}
+    record = {
+        "config": {"lr": 0.016, "momentum": 0.874, "seed": 0},
+        "diverged": False,
+        "val_acc": [1.0],
+        "test_acc": [1.0],
+        "val_confusion": [perfect.tolist()],
+    }
     run = Run.from_record(mutual_info.with_information(record))
     assert run.metrics["val_mi"] == pytest.approx([H])
     assert run.metrics["val_label_bits"] == pytest.approx([H])
@@ -192,8 +231,9 @@ def test_table_has_a_row_per_variant_over_learned_runs():
     lines = mutual_info.table(study_of(runs)).splitlines()
     assert len(lines) == 2 + 3
     constant, decay, neighbour = lines[2:]
-    assert constant.startswith(f"| {report.pair_label(GOLDEN)} | 0.016 | 0.874 | "
-                               "constant | ")
+    assert constant.startswith(
+        f"| {report.pair_label(GOLDEN)} | 0.016 | 0.874 | constant | "
+    )
     assert decay.startswith(f"| {report.pair_label(GOLDEN)}, MI decay | ")
     bits = bound(0.97) + 0.05
     assert f"| {bits:.4f} ± 0.0000 | {bits / H:.4f} | 0.9700 ± 0.0000 |" in constant
@@ -205,12 +245,15 @@ def test_decay_table_and_printed_lines():
     lines = mutual_info.decay_table(study).splitlines()
     assert lines[2].startswith("| constant rate | 0.9710 ± ")
     assert lines[3].startswith("| MI-driven decay | 0.9810 ± ")
-    assert lines[4] == ("| MI decay − constant, paired by seed | +0.0100 ± 0.0000 "
-                        "(p = 0.000) | 3 seeds |")
+    assert lines[4] == (
+        "| MI decay − constant, paired by seed | +0.0100 ± 0.0000 "
+        "(p = 0.000) | 3 seeds |"
+    )
     for text in (mutual_info.design(study), mutual_info.verdict(study).fit.lines()):
         assert all(len(line) <= 88 for line in text.splitlines())
-    assert "under the MI-driven decay: η=0.016, α=0.874 (golden)" in \
-        mutual_info.design(study)
+    assert "under the MI-driven decay: η=0.016, α=0.874 (golden)" in mutual_info.design(
+        study
+    )
 
 
 def test_tracking_figure():

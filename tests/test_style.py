@@ -1,11 +1,13 @@
-"""Style: lines of at most 88 characters, checked by ruff ([tool.ruff], pyproject.toml).
+"""Style: one layout and lines of at most 88 characters, checked by ruff ([tool.ruff],
+pyproject.toml).
 
-``ruff check`` runs over golden/, tests/ and tools/, and over the code cells of every
-chapter (chapters/*.md, MyST notebooks): each chapter's cells are handed to ruff as one
-Python file, ``chapters/<chapter>.py`` (on stdin; no such file exists), and a finding
-names the chapter's own line. To fix most findings: ``ruff format`` (the code), then
-``ruff check --fix`` (import order); long comments, docstrings and strings by hand.
-The printed outputs of the executed book are checked in tests/test_book.py.
+``ruff format --check`` and ``ruff check`` run over golden/, tests/ and tools/. ``ruff
+check`` also runs over the code cells of every chapter (chapters/*.md, MyST notebooks):
+each chapter's cells are handed to ruff as one Python file, ``chapters/<chapter>.py``
+(on stdin; no such file exists), and a finding names the chapter's own line. To fix
+most findings: ``ruff format`` (the code), then ``ruff check --fix`` (import order);
+long comments, docstrings and strings by hand. The printed outputs of the executed book
+are checked in tests/test_book.py.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ class Cells:
     """A chapter's code cells as one Python source, and where each line came from."""
 
     source: str
-    lines: list[
-        int
-    ]  # lines[i]: the chapter's line (1-based) of the source's line i + 1
-    cells: list[int]  # cells[i]: the number (1-based) of the cell of that line
+    # lines[i]: the chapter's line (1-based) of the source's line i + 1;
+    # cells[i]: the number (1-based) of the cell of that line.
+    lines: list[int]
+    cells: list[int]
 
 
 def code_cells(markdown: str) -> Cells:
@@ -108,6 +110,29 @@ def test_ruff_passes_on_the_code() -> None:
         "run `ruff format` on the files named, then fix what remains:\n"
         f"{proc.stdout}{proc.stderr}"
     )
+
+
+def test_the_code_is_laid_out_by_ruff_format() -> None:
+    """``ruff format --check`` would change nothing: one layout throughout."""
+    proc = run_ruff("format", "--check", *LINTED)
+    assert proc.returncode == 0, (
+        f"`ruff format --check {' '.join(LINTED)}` failed (exit {proc.returncode}); "
+        "run `ruff format` on the files named:\n"
+        f"{proc.stdout}{proc.stderr}"
+    )
+
+
+def test_ruff_format_check_flags_a_misformatted_line() -> None:
+    """The check above can fail: a badly spaced line is reported."""
+    proc = run_ruff(
+        "format",
+        "--check",
+        "--stdin-filename",
+        "golden/_probe.py",
+        "-",
+        stdin="x  =  1\n",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)

@@ -4,6 +4,7 @@ The chapter chapters/bayes.md displays these expressions and checks the identiti
 registered here, step by step, flagging the links of the source's chain that are not
 identities; :func:`process_figure` draws its figure of the two unit-circle processes.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -223,14 +224,34 @@ def information_doubling_solutions() -> sp.Set:
 
 @identities.builds
 def _identities() -> None:
-    register("bayes-rule", P_A_given_B, P_A * P_B_given_A / P_B,
-             "conditionals defined from the joint; P(A), P(B) > 0", given=CONDITIONALS)
-    register("bayes-ratio", P_A_given_B / P_B_given_A, FIRST_FACTOR, "as bayes-rule",
-             given=CONDITIONALS)
-    register("bayes-product", FIRST_FACTOR * SECOND_FACTOR, sp.Integer(1),
-             "as bayes-rule", given=CONDITIONALS)
-    register("bayes-reciprocal", 1 / (FIRST_FACTOR * SECOND_FACTOR), sp.Integer(1),
-             "as bayes-rule", given=CONDITIONALS)
+    register(
+        "bayes-rule",
+        P_A_given_B,
+        P_A * P_B_given_A / P_B,
+        "conditionals defined from the joint; P(A), P(B) > 0",
+        given=CONDITIONALS,
+    )
+    register(
+        "bayes-ratio",
+        P_A_given_B / P_B_given_A,
+        FIRST_FACTOR,
+        "as bayes-rule",
+        given=CONDITIONALS,
+    )
+    register(
+        "bayes-product",
+        FIRST_FACTOR * SECOND_FACTOR,
+        sp.Integer(1),
+        "as bayes-rule",
+        given=CONDITIONALS,
+    )
+    register(
+        "bayes-reciprocal",
+        1 / (FIRST_FACTOR * SECOND_FACTOR),
+        sp.Integer(1),
+        "as bayes-rule",
+        given=CONDITIONALS,
+    )
     register("log-base-lemma", log_base(x, fixed_point_base(x)), x, "x > 0, x != 1")
     register(
         "lemma-construction",
@@ -266,8 +287,9 @@ def _identities() -> None:
         mirrored_primal = primal_process(sp.pi / 2 - phi)
     register("dual-mirror", dual_process(), mirrored_primal, "any phi")
     with sp.evaluate(False):
-        at_quarter_turn = sp.Matrix([primal_process(QUARTER_TURN),
-                                     dual_process(QUARTER_TURN)])
+        at_quarter_turn = sp.Matrix(
+            [primal_process(QUARTER_TURN), dual_process(QUARTER_TURN)]
+        )
     register(
         "processes-meet",
         at_quarter_turn,
@@ -286,12 +308,18 @@ def _identities() -> None:
 
 def _golden_ratio_identities() -> None:
     p1, p2 = theory.golden_ratio_roots()
-    factors = sp.Matrix([first_factor_under_assumptions(),
-                         second_factor_under_assumptions()])
-    register("golden-factors", factors.subs(p, p1), sp.Matrix([-p2, p1]),
-             "the three assumptions, p = p1")
-    register("golden-quadratic", p * (p - (1 - p) / p), theory.GOLDEN_QUADRATIC,
-             "p != 0")
+    factors = sp.Matrix(
+        [first_factor_under_assumptions(), second_factor_under_assumptions()]
+    )
+    register(
+        "golden-factors",
+        factors.subs(p, p1),
+        sp.Matrix([-p2, p1]),
+        "the three assumptions, p = p1",
+    )
+    register(
+        "golden-quadratic", p * (p - (1 - p) / p), theory.GOLDEN_QUADRATIC, "p != 0"
+    )
     register(
         "golden-roots",
         sp.Matrix(theory.golden_ratio_roots()),
@@ -306,8 +334,9 @@ def _golden_ratio_identities() -> None:
     )
     with sp.evaluate(False):
         negated_quadratic = theory.GOLDEN_QUADRATIC.subs(p, -p)
-    register("golden-negated", negated_quadratic, theory.NEGATED_GOLDEN_QUADRATIC,
-             "any p")
+    register(
+        "golden-negated", negated_quadratic, theory.NEGATED_GOLDEN_QUADRATIC, "any p"
+    )
     register(
         "golden-negated-roots",
         sp.Matrix(theory.negated_golden_ratio_roots()),
@@ -355,10 +384,16 @@ def process_figure():
     ax.axvline(np.pi / 4, color="0.5", ls=":", lw=1)
     ax.axhline(1, color="0.5", ls=":", lw=1)
     ax.plot(np.pi / 4, 1, "ko", markersize=5)
-    ax.set(xlim=(0, np.pi / 2), ylim=(0, 3), xlabel=r"angle $\varphi$",
-           ylabel="value of the process")
-    ax.set_xticks([0, np.pi / 8, np.pi / 4, 3 * np.pi / 8, np.pi / 2],
-                  ["0", r"$\pi/8$", r"$\pi/4$", r"$3\pi/8$", r"$\pi/2$"])
+    ax.set(
+        xlim=(0, np.pi / 2),
+        ylim=(0, 3),
+        xlabel=r"angle $\varphi$",
+        ylabel="value of the process",
+    )
+    ax.set_xticks(
+        [0, np.pi / 8, np.pi / 4, 3 * np.pi / 8, np.pi / 2],
+        ["0", r"$\pi/8$", r"$\pi/4$", r"$3\pi/8$", r"$\pi/2$"],
+    )
     base = float(CIRCLE_BASE)
     ax.set_title(rf"The two processes on the unit circle, $\lambda_* = {base:.4f}$")
     ax.legend(loc="upper center", fontsize=8)

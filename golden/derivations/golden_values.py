@@ -5,6 +5,7 @@ The numbers themselves come from :mod:`golden.theory`; the chapter
 chapters/golden_values.md checks the identities registered here. The pair's behaviour on
 a quadratic (:func:`golden.derivations.momentum.pair_summary`) is momentum's algebra.
 """
+
 from __future__ import annotations
 
 import sympy as sp

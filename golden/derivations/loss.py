@@ -4,6 +4,7 @@ cross-entropy and squared error through a softmax, on a small symbolic softmax.
 The chapter chapters/loss.md displays these expressions and checks the identities
 registered here.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -76,8 +77,9 @@ def labelled(values: dict[str, sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
 def vanishing_entropy_term() -> sp.Expr:
     """lim_{p->0+} p log p: the convention 0 log 0 = 0 that makes a one-hot target's
     entropy zero."""
-    return sp.limit(target_probability * sp.log(target_probability),
-                    target_probability, 0, "+")
+    return sp.limit(
+        target_probability * sp.log(target_probability), target_probability, 0, "+"
+    )
 
 
 def one_hot_terms() -> dict[str, sp.Expr]:
@@ -104,8 +106,9 @@ def saturation_limits() -> dict[str, sp.Matrix]:
     """Both gradients when a wrong class's logit s grows without bound (a confident
     mistake)."""
     s = sp.Symbol("s", positive=True)
-    wrong_logits = {score: (s if i == TARGET_CLASS + 1 else 0)
-                    for i, score in enumerate(logits)}
+    wrong_logits = {
+        score: (s if i == TARGET_CLASS + 1 else 0) for i, score in enumerate(logits)
+    }
 
     def limit(column: sp.Matrix) -> sp.Matrix:
         at_wrong = column.subs(wrong_logits)
@@ -137,8 +140,11 @@ def _identities() -> None:
     )
     register(
         "softmax-jacobian",
-        sp.Matrix(SYMBOLIC_CLASSES, SYMBOLIC_CLASSES,
-                  lambda i, j: sp.Derivative(outputs[i], logits[j])),
+        sp.Matrix(
+            SYMBOLIC_CLASSES,
+            SYMBOLIC_CLASSES,
+            lambda i, j: sp.Derivative(outputs[i], logits[j]),
+        ),
         SOFTMAX_JACOBIAN,
         "q = softmax(z), real logits",
         given=OUTPUTS_AS_SOFTMAX,

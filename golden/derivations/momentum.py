@@ -3,6 +3,7 @@
 The chapter chapters/momentum.md displays these expressions and checks the identities
 registered here; :func:`stability_figure` draws its figure.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -108,6 +109,7 @@ def heavy_ball_roots() -> tuple[sp.Expr, sp.Expr]:
 def stability_conditions() -> sp.Boolean:
     """Both roots of a monic quadratic c(r) lie inside the unit circle iff
     c(1) > 0, c(-1) > 0 and |c(0)| < 1."""
+
     def at(value):
         return sp.expand(CHARACTERISTIC_POLYNOMIAL.subs(r, value))
 
@@ -138,12 +140,15 @@ def spectral_radius(eta_value, alpha_value, curvature=1.0):
     alpha_value = np.asarray(alpha_value, dtype=float)
     trace = 1 + alpha_value - np.asarray(eta_value, dtype=float) * curvature
     root_of_discriminant = np.sqrt(trace.astype(complex) ** 2 - 4 * alpha_value)
-    return np.maximum(np.abs((trace + root_of_discriminant) / 2),
-                      np.abs((trace - root_of_discriminant) / 2))
+    return np.maximum(
+        np.abs((trace + root_of_discriminant) / 2),
+        np.abs((trace - root_of_discriminant) / 2),
+    )
 
 
-def pair_summary(eta_value: float, alpha_value: float,
-                 curvature: float = 1.0) -> dict[str, float]:
+def pair_summary(
+    eta_value: float, alpha_value: float, curvature: float = 1.0
+) -> dict[str, float]:
     """What a (learning rate, momentum) pair does on f(w) = h w^2 / 2."""
     largest_eta_h = float(largest_stable_eta_h().subs(alpha, alpha_value))
     radius = float(spectral_radius(eta_value, alpha_value, curvature))
@@ -169,8 +174,11 @@ def _identities() -> None:
     register(
         "momentum-smoothing",
         _steps(momentum_weights(constant_eta, alpha, free_gradient, w0))[-1],
-        -eta * sum(alpha**lag * gradients[UNROLLED_STEPS - 1 - lag]
-                   for lag in range(UNROLLED_STEPS)),
+        -eta
+        * sum(
+            alpha**lag * gradients[UNROLLED_STEPS - 1 - lag]
+            for lag in range(UNROLLED_STEPS)
+        ),
         "starts at rest, dw(0) = 0",
     )
     register(
@@ -192,8 +200,12 @@ def _identities() -> None:
     register(
         "heavy-ball-recurrence",
         sp.Matrix(weights[2:]),
-        sp.Matrix([(1 + alpha - eta * h) * current - alpha * previous
-                   for previous, current in zip(weights, weights[1:-1])]),
+        sp.Matrix(
+            [
+                (1 + alpha - eta * h) * current - alpha * previous
+                for previous, current in zip(weights, weights[1:-1])
+            ]
+        ),
         "f(w) = h w^2 / 2, t >= 1",
     )
     register(
@@ -204,8 +216,9 @@ def _identities() -> None:
     )
     register(
         "heavy-ball-jury",
-        sp.Matrix([sp.Subs(CHARACTERISTIC_POLYNOMIAL, r, value)
-                   for value in (1, -1, 0)]),
+        sp.Matrix(
+            [sp.Subs(CHARACTERISTIC_POLYNOMIAL, r, value) for value in (1, -1, 0)]
+        ),
         sp.Matrix([eta * h, 2 * (1 + alpha) - eta * h, alpha]),
         "any eta, h, alpha",
     )
@@ -246,29 +259,50 @@ def stability_figure():
     etas = np.logspace(-4, np.log10(5), 400)
     alphas = np.linspace(0, 0.999, 300)
     eta_grid, alpha_grid = np.meshgrid(etas, alphas)
-    radius = np.where(is_stable(eta_grid, alpha_grid),
-                      spectral_radius(eta_grid, alpha_grid), np.nan)
+    radius = np.where(
+        is_stable(eta_grid, alpha_grid), spectral_radius(eta_grid, alpha_grid), np.nan
+    )
     steps_per_decade = np.log(10) / -np.log(radius)
 
     fig, ax = plt.subplots()
-    mesh = ax.pcolormesh(eta_grid, alpha_grid, steps_per_decade, shading="auto",
-                         cmap="viridis_r", norm=LogNorm())
+    mesh = ax.pcolormesh(
+        eta_grid,
+        alpha_grid,
+        steps_per_decade,
+        shading="auto",
+        cmap="viridis_r",
+        norm=LogNorm(),
+    )
     fig.colorbar(mesh, ax=ax, label="steps to shrink the error tenfold")
-    ax.plot(2 * (1 + alphas), alphas, "k-", lw=1.5,
-            label=r"stability edge $\eta h = 2(1+\alpha)$")
+    ax.plot(
+        2 * (1 + alphas),
+        alphas,
+        "k-",
+        lw=1.5,
+        label=r"stability edge $\eta h = 2(1+\alpha)$",
+    )
     for sign, label in ((-1, r"band where $\rho = \sqrt{\alpha}$"), (1, None)):
         ax.plot((1 + sign * np.sqrt(alphas)) ** 2, alphas, "w--", lw=1, label=label)
     markers = ["*", "o", "s"]
     for (name, (eta_value, alpha_value)), marker in zip(MARKED_PAIRS.items(), markers):
         size = 12 if marker == "*" else 7
-        ax.plot(eta_value, alpha_value, marker, color="tab:red", markeredgecolor="k",
-                markersize=size, label=name)
+        ax.plot(
+            eta_value,
+            alpha_value,
+            marker,
+            color="tab:red",
+            markeredgecolor="k",
+            markersize=size,
+            label=name,
+        )
     ax.set(xscale="log", xlim=(etas[0], etas[-1]), ylim=(0, 1))
-    ax.set(xlabel=r"learning rate $\eta$ (curvature $h = 1$)",
-           ylabel=r"momentum $\alpha$")
+    ax.set(
+        xlabel=r"learning rate $\eta$ (curvature $h = 1$)", ylabel=r"momentum $\alpha$"
+    )
     ax.set_title("Heavy ball on $f(w) = h w^2/2$: where it converges, and how fast")
-    ax.legend(loc="lower left", fontsize=8, facecolor="white", framealpha=0.8,
-              frameon=True)
+    ax.legend(
+        loc="lower left", fontsize=8, facecolor="white", framealpha=0.8, frameon=True
+    )
     plots.stamp(fig, "h = 1")
     return fig
 

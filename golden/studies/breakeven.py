@@ -14,6 +14,7 @@ further along. The trends are therefore also taken at *matched training loss*: e
 at the first probe where its loss on the probe batch has fallen to the highest level
 that every run reaches (:func:`matched`). The verdict reports both.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,12 @@ def probe(run: Run, key: str) -> list[float]:
     """A run's series of one measure at its probes; ``grad_top`` is λmax(C)/B, the
     product of tr(C)/B and λmax(C)/tr(C)."""
     if key == "grad_top":
-        return [v * c for v, c in zip(run.probes["grad_variance"],
-                                      run.probes["grad_conditioning"])]
+        return [
+            v * c
+            for v, c in zip(
+                run.probes["grad_variance"], run.probes["grad_conditioning"]
+            )
+        ]
     return list(run.probes[key])
 
 
@@ -62,29 +67,35 @@ def effective_step(pair: Pair) -> float:
 
 def steps(study: report.Study) -> list[int]:
     """The steps at which the runs were probed (those of the first run with probes)."""
-    return next((list(run.probes["step"]) for run in study.runs
-                 if run.probes.get("step")), [])
+    return next(
+        (list(run.probes["step"]) for run in study.runs if run.probes.get("step")), []
+    )
 
 
 def threshold_lines() -> str:
     """h_max of the sharpness threshold for the golden and the common pair."""
     common = experiments.COMMON_PAIR
-    return (f"golden pair (η, α) = ({theory.ETA:.5f}, {theory.ALPHA:.5f}): h_max = "
-            f"{beyond.sharpness_limit(theory.ETA, theory.ALPHA):.1f}\n"
-            f"{report.pair_label(common)}: "
-            f"h_max = {beyond.sharpness_limit(*common):.1f}")
+    return (
+        f"golden pair (η, α) = ({theory.ETA:.5f}, {theory.ALPHA:.5f}): h_max = "
+        f"{beyond.sharpness_limit(theory.ETA, theory.ALPHA):.1f}\n"
+        f"{report.pair_label(common)}: "
+        f"h_max = {beyond.sharpness_limit(*common):.1f}"
+    )
 
 
 def design(study: report.Study) -> str:
     """The grid and the probing of this study's runs, in lines of at most 88 chars."""
     lrs = ", ".join(f"{lr:g}" for lr in sorted({run.config.lr for run in study.runs}))
-    momenta = ", ".join(f"{m:g}" for m in sorted({run.config.momentum
-                                                    for run in study.runs}))
+    momenta = ", ".join(
+        f"{m:g}" for m in sorted({run.config.momentum for run in study.runs})
+    )
     every = sorted({run.config.probe_every for run in study.runs})
     probed = steps(study)
     last = f"; the last at step {probed[-1]}" if probed else ""
-    return (f"  learning rates {lrs} x momenta {momenta}\n"
-            f"  probes every {', '.join(map(str, every))} steps, before the step{last}")
+    return (
+        f"  learning rates {lrs} x momenta {momenta}\n"
+        f"  probes every {', '.join(map(str, every))} steps, before the step{last}"
+    )
 
 
 # --- the table at the last probe -----------------------------------------------------
@@ -115,16 +126,20 @@ class Row:
 
 def _row(pair: Pair, grouped: Group) -> Row:
     learned = [grouped.learned[k] for k in sorted(grouped.learned)]
-    measures = {key: Estimate.of(probe(run, key)[-1] for run in learned)
-                for key in MEASURES}
-    return Row(pair, measures, grouped.estimate("test_acc"), len(grouped.runs),
-               len(learned))
+    measures = {
+        key: Estimate.of(probe(run, key)[-1] for run in learned) for key in MEASURES
+    }
+    return Row(
+        pair, measures, grouped.estimate("test_acc"), len(grouped.runs), len(learned)
+    )
 
 
 def rows(study: report.Study) -> list[Row]:
     """Every pair of the study, by effective step."""
-    return sorted((_row(pair, g) for pair, g in group(study.runs).items()),
-                  key=lambda row: row.effective_step)
+    return sorted(
+        (_row(pair, g) for pair, g in group(study.runs).items()),
+        key=lambda row: row.effective_step,
+    )
 
 
 def _g(estimate: Estimate) -> str:
@@ -142,12 +157,29 @@ def table(study: report.Study) -> str:
         marker = " **(golden)**" if row.pair == experiments.GOLDEN_PAIR else ""
         share = row.sharpness_share
         share = "n/a" if math.isnan(share) else f"{share:.3f}"
-        body.append([f"{row.pair[0]:g}{marker}", f"{row.pair[1]:g}",
-                     f"{row.effective_step:.4g}",
-                     *(_g(row.measures[key]) for key in MEASURES), share,
-                     format(row.test_acc, ".4f"), f"{row.learned} of {row.runs}"])
-    return report.table(["η", "α", "η/(1−α)", *COLUMNS.values(), "sharpness / h_max",
-                         "test accuracy after 1 epoch", "runs learned"], body)
+        body.append(
+            [
+                f"{row.pair[0]:g}{marker}",
+                f"{row.pair[1]:g}",
+                f"{row.effective_step:.4g}",
+                *(_g(row.measures[key]) for key in MEASURES),
+                share,
+                format(row.test_acc, ".4f"),
+                f"{row.learned} of {row.runs}",
+            ]
+        )
+    return report.table(
+        [
+            "η",
+            "α",
+            "η/(1−α)",
+            *COLUMNS.values(),
+            "sharpness / h_max",
+            "test accuracy after 1 epoch",
+            "runs learned",
+        ],
+        body,
+    )
 
 
 # --- trends in the effective step ----------------------------------------------------
@@ -189,8 +221,10 @@ def _trends(learned: list[Run], value) -> dict[str, Trend]:
         result = scipy_stats.spearmanr(xs, ys)
         tests[key] = (float(result.statistic), float(result.pvalue))
     adjusted = stats.holm({k: p for k, (_, p) in tests.items() if not math.isnan(p)})
-    return {key: Trend(key, rho, p, adjusted.get(key, math.nan), len(learned))
-            for key, (rho, p) in tests.items()}
+    return {
+        key: Trend(key, rho, p, adjusted.get(key, math.nan), len(learned))
+        for key, (rho, p) in tests.items()
+    }
 
 
 def trends(study: report.Study) -> dict[str, Trend]:
@@ -253,26 +287,46 @@ def matched_table(found: Matched | None) -> str:
         return "The records hold no probe-batch loss: no comparison at matched loss."
     return report.table(
         ["measure at matched training loss", "Spearman ρ", "p", "Holm p", "runs"],
-        [[MEASURES[t.key], f"{t.rho:+.3f}", f"{t.p_value:.2g}", f"{t.p_adjusted:.2g}",
-          t.n] for t in found.trends.values()])
+        [
+            [
+                MEASURES[t.key],
+                f"{t.rho:+.3f}",
+                f"{t.p_value:.2g}",
+                f"{t.p_adjusted:.2g}",
+                t.n,
+            ]
+            for t in found.trends.values()
+        ],
+    )
 
 
 def matched_lines(found: Matched | None) -> str:
     """Where the runs were matched, in lines of at most 88 characters."""
     if found is None:
         return "no probe-batch loss in the records: runs not matched"
-    return (f"matched at probe-batch loss <= {found.level:.3f}, the highest every run "
-            "reaches;\n"
-            f"  matched probes at steps {found.steps[0]} to {found.steps[1]}, losses "
-            f"{found.losses[0]:.3f} to {found.losses[1]:.3f}")
+    return (
+        f"matched at probe-batch loss <= {found.level:.3f}, the highest every run "
+        "reaches;\n"
+        f"  matched probes at steps {found.steps[0]} to {found.steps[1]}, losses "
+        f"{found.losses[0]:.3f} to {found.losses[1]:.3f}"
+    )
 
 
 def trend_table(study: report.Study) -> str:
     """Spearman's ρ of each measure against the effective step, with Holm's p."""
     return report.table(
         ["measure at the last probe", "Spearman ρ", "p", "Holm p", "runs"],
-        [[MEASURES[t.key], f"{t.rho:+.3f}", f"{t.p_value:.2g}", f"{t.p_adjusted:.2g}",
-          t.n] for t in trends(study).values()])
+        [
+            [
+                MEASURES[t.key],
+                f"{t.rho:+.3f}",
+                f"{t.p_value:.2g}",
+                f"{t.p_adjusted:.2g}",
+                t.n,
+            ]
+            for t in trends(study).values()
+        ],
+    )
 
 
 # --- the verdict ---------------------------------------------------------------------
@@ -325,38 +379,50 @@ class Verdict:
 
     def _stages(self) -> str:
         low, high = self.stages
-        head = (f"These runs end the epoch at very different stages (mean test "
-                f"accuracy from {low:.4f} to {high:.4f}), so the trends may only say "
-                "that larger steps are further along. ")
+        head = (
+            f"These runs end the epoch at very different stages (mean test "
+            f"accuracy from {low:.4f} to {high:.4f}), so the trends may only say "
+            "that larger steps are further along. "
+        )
         m = self.matched
         if m is None:
-            return head + ("Their records hold no loss at each probe, so they cannot "
-                           "be compared at matched loss, and these trends mix the "
-                           "effect of the step with how far each run has come. ")
+            return head + (
+                "Their records hold no loss at each probe, so they cannot "
+                "be compared at matched loss, and these trends mix the "
+                "effect of the step with how far each run has come. "
+            )
         t = m.trends
-        said = (f"Compared instead at matched training loss (each run at its first "
-                f"probe with a probe-batch loss at or below {m.level:.3f}, the highest "
-                f"level every run reaches; steps {m.steps[0]} to {m.steps[1]}, losses "
-                f"{m.losses[0]:.3f} to {m.losses[1]:.3f}, as the probes fall), the "
-                f"gradient variance {t['grad_variance'].phrase()}, the largest "
-                f"eigenvalue of the noise {t['grad_top'].phrase()}, the conditioning "
-                f"ratio {t['grad_conditioning'].phrase()} and the sharpness "
-                f"{t['sharpness'].phrase()}: ")
+        said = (
+            f"Compared instead at matched training loss (each run at its first "
+            f"probe with a probe-batch loss at or below {m.level:.3f}, the highest "
+            f"level every run reaches; steps {m.steps[0]} to {m.steps[1]}, losses "
+            f"{m.losses[0]:.3f} to {m.losses[1]:.3f}, as the probes fall), the "
+            f"gradient variance {t['grad_variance'].phrase()}, the largest "
+            f"eigenvalue of the noise {t['grad_top'].phrase()}, the conditioning "
+            f"ratio {t['grad_conditioning'].phrase()} and the sharpness "
+            f"{t['sharpness'].phrase()}: "
+        )
         if m.noise_falls == self.noise_falls:
-            said += ("the fall in gradient noise with the step survives the matching, "
-                     if self.noise_falls else
-                     "at matched loss too the gradient noise does not clearly fall, ")
+            said += (
+                "the fall in gradient noise with the step survives the matching, "
+                if self.noise_falls
+                else "at matched loss too the gradient noise does not clearly fall, "
+            )
         else:
-            said += ("the fall in gradient noise does not survive the matching: it "
-                     "came from the larger steps being further along, "
-                     if self.noise_falls else
-                     "at matched loss the gradient noise does fall with the step, "
-                     "which the end of the epoch hid, ")
-        said += ("and so does the better spread. " if m.spread_improves
-                 and self.spread_improves else
-                 "and the noise is better spread at matched loss. "
-                 if m.spread_improves else
-                 "and the noise is not better spread. ")
+            said += (
+                "the fall in gradient noise does not survive the matching: it "
+                "came from the larger steps being further along, "
+                if self.noise_falls
+                else "at matched loss the gradient noise does fall with the step, "
+                "which the end of the epoch hid, "
+            )
+        said += (
+            "and so does the better spread. "
+            if m.spread_improves and self.spread_improves
+            else "and the noise is better spread at matched loss. "
+            if m.spread_improves
+            else "and the noise is not better spread. "
+        )
         return head + said
 
     def text(self) -> str:
@@ -371,45 +437,64 @@ class Verdict:
             f"{t['sharpness'].phrase()} (Spearman's ρ over {n} runs that learned, "
             f"Holm-corrected over the {len(t)} measures). ",
             "Larger steps early thus lead to less gradient noise, as Jastrzebski et "
-            "al. describe, " if self.noise_falls else
-            "Larger steps early do not clearly lead to less gradient noise here, "
+            "al. describe, "
+            if self.noise_falls
+            else "Larger steps early do not clearly lead to less gradient noise here, "
             "against what Jastrzebski et al. describe, ",
-            "and to better-spread noise. " if self.spread_improves else
-            "but not to better-spread noise by the measure used here: the share of the "
-            "noise along its largest direction does not fall"
-            + (" (the noise along its largest direction shrinks more slowly than the "
-               "total). " if self.noise_falls else ". "),
+            "and to better-spread noise. "
+            if self.spread_improves
+            else "but not to better-spread noise by the measure used here: the share "
+            "of the noise along its largest direction does not fall"
+            + (
+                " (the noise along its largest direction shrinks more slowly than the "
+                "total). "
+                if self.noise_falls
+                else ". "
+            ),
             self._stages(),
         ]
         if self.finding == "no golden":
-            parts.append("The golden pair has no run that learned, so where it sits in "
-                         "the early phase cannot be said.")
+            parts.append(
+                "The golden pair has no run that learned, so where it sits in "
+                "the early phase cannot be said."
+            )
             return "".join(parts)
         golden = self.golden
-        where = ("The golden pair, with effective step "
-                 f"{golden.effective_step:.3f}, is number {self.position} of "
-                 f"{len(self.ranked)} by effective step")
+        where = (
+            "The golden pair, with effective step "
+            f"{golden.effective_step:.3f}, is number {self.position} of "
+            f"{len(self.ranked)} by effective step"
+        )
         share = f"Its sharpness ends at {golden.sharpness_share:.0%} of its h_max."
         if self.finding == "alone":
-            parts.append(where + ", but no other pair learned to compare it with. "
-                         + share)
+            parts.append(
+                where + ", but no other pair learned to compare it with. " + share
+            )
             return "".join(parts)
         between = [SHORT[key] for key in self.between]
-        gap = max(abs(row.test_acc.mean - golden.test_acc.mean)
-                  for row in self.neighbours)
+        gap = max(
+            abs(row.test_acc.mean - golden.test_acc.mean) for row in self.neighbours
+        )
         parts.append(
-            where + ", between "
+            where
+            + ", between "
             + " and ".join(report.pair_label(row.pair) for row in self.neighbours)
             + f" (whose mean test accuracy after the epoch is within {gap:.4f} of its "
             "own, so here the runs compared stand at a like stage); "
-            + (f"its {_listing(between)} lie between theirs, " if between else
-               "none of its measures lies between theirs, ")
-            + ("so the early phase does not single it out beyond its effective step. "
-               if self.finding == "on the line" else
-               f"and the early phase places it off the line its effective step would "
-               f"predict for {len(MEASURES) - len(between)} of {len(MEASURES)} "
-               "measures. ")
-            + share)
+            + (
+                f"its {_listing(between)} lie between theirs, "
+                if between
+                else "none of its measures lies between theirs, "
+            )
+            + (
+                "so the early phase does not single it out beyond its effective step. "
+                if self.finding == "on the line"
+                else "and the early phase places it off the line its effective step "
+                f"would predict for {len(MEASURES) - len(between)} of {len(MEASURES)} "
+                "measures. "
+            )
+            + share
+        )
         return "".join(parts)
 
 
@@ -427,9 +512,12 @@ def verdict(study: report.Study) -> Verdict:
         return result
     golden, beside = result.golden, result.neighbours
     between = tuple(
-        key for key in MEASURES
-        if min(row.measures[key].mean for row in beside) <= golden.measures[key].mean
-        <= max(row.measures[key].mean for row in beside))
+        key
+        for key in MEASURES
+        if min(row.measures[key].mean for row in beside)
+        <= golden.measures[key].mean
+        <= max(row.measures[key].mean for row in beside)
+    )
     finding = "on the line" if len(between) == len(MEASURES) else "off the line"
     return Verdict(finding, found, ranked, position, between, at_loss)
 
@@ -444,24 +532,35 @@ def curves_figure(study: report.Study) -> plt.Figure:
     groups = group(study.runs)
     lrs = sorted({pair[0] for pair in groups})
     colours = dict(zip(lrs, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    styles = {report.pair_label(pair): {
-        "color": colours[pair[0]], "marker": None,
-        "ls": "--" if pair[1] == experiments.COMMON_PAIR[1] else "-"}
-        for pair in groups}
+    styles = {
+        report.pair_label(pair): {
+            "color": colours[pair[0]],
+            "marker": None,
+            "ls": "--" if pair[1] == experiments.COMMON_PAIR[1] else "-",
+        }
+        for pair in groups
+    }
     x = steps(study)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
     axes = axes.ravel()
     for ax, (key, label) in zip(axes, MEASURES.items()):
-        curves = {report.pair_label(pair): [probe(g.learned[k], key)
-                                            for k in sorted(g.learned)]
-                  for pair, g in groups.items() if g.learned}
-        plots.learning_curves(curves, label, ax, x=x, xlabel="step", styles=styles,
-                              band="range")
+        curves = {
+            report.pair_label(pair): [
+                probe(g.learned[k], key) for k in sorted(g.learned)
+            ]
+            for pair, g in groups.items()
+            if g.learned
+        }
+        plots.learning_curves(
+            curves, label, ax, x=x, xlabel="step", styles=styles, band="range"
+        )
         ax.get_legend().remove()
         if key != "grad_conditioning":
             ax.set_yscale("log")
-    top = max((max(probe(run, "sharpness")) for run in study.runs if run.learned()),
-              default=math.nan)
+    top = max(
+        (max(probe(run, "sharpness")) for run in study.runs if run.learned()),
+        default=math.nan,
+    )
     for lr in lrs:
         limit = beyond.sharpness_limit(lr, experiments.GOLDEN_GRID_MOMENTUM)
         if limit < 2 * top:

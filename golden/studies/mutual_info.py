@@ -8,6 +8,7 @@ decay against its rule, and the verdict, a value whose prose is built from its n
 Only runs that learned enter a mean, a correlation or a comparison; comparisons pair
 runs by seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,18 +28,28 @@ CONSTANT = (*experiments.GOLDEN_PAIR, "constant")
 DECAY = (*experiments.GOLDEN_PAIR, "mi_decay")
 CLOSE = 0.95  # Spearman's ρ from which mutual information follows accuracy closely
 TOLERANCE = 1e-9  # bits of slack below Fano's bound that rounding may cost
-WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
-         9: "nine", 10: "ten"}
+WORDS = {
+    2: "two",
+    3: "three",
+    4: "four",
+    5: "five",
+    6: "six",
+    7: "seven",
+    8: "eight",
+    9: "nine",
+    10: "ten",
+}
 
 
 def with_information(record: dict) -> dict:
     """A stored run with the information measures of its confusion matrices added."""
     confusions = record.get("val_confusion", [])
-    return {**record,
-            "val_mi": [diagnostics.mutual_information(c) for c in confusions],
-            "val_label_bits": [diagnostics.label_entropy(c) for c in confusions],
-            "val_nmi": [diagnostics.normalised_mutual_information(c)
-                        for c in confusions]}
+    return {
+        **record,
+        "val_mi": [diagnostics.mutual_information(c) for c in confusions],
+        "val_label_bits": [diagnostics.label_entropy(c) for c in confusions],
+        "val_nmi": [diagnostics.normalised_mutual_information(c) for c in confusions],
+    }
 
 
 def load(preferred: str = "book") -> report.Study:
@@ -91,15 +102,20 @@ class Tracking:
     high: float
 
     def lines(self) -> str:
-        where = ("all on or above Fano's bound" if self.least_slack >= -TOLERANCE
-                 else "SOME BELOW Fano's bound")
-        return (f"{self.points} (run, epoch) points; {where} (least slack "
-                f"{self.least_slack:.4f} bits)\n"
-                "Spearman rank correlation of accuracy and mutual information: "
-                f"{self.rho:.4f}\n"
-                "a straight line in accuracy leaves residuals of at most "
-                f"{self.max_residual:.4f} bits\n"
-                f"(range of I: {self.low:.3f} to {self.high:.3f} bits)")
+        where = (
+            "all on or above Fano's bound"
+            if self.least_slack >= -TOLERANCE
+            else "SOME BELOW Fano's bound"
+        )
+        return (
+            f"{self.points} (run, epoch) points; {where} (least slack "
+            f"{self.least_slack:.4f} bits)\n"
+            "Spearman rank correlation of accuracy and mutual information: "
+            f"{self.rho:.4f}\n"
+            "a straight line in accuracy leaves residuals of at most "
+            f"{self.max_residual:.4f} bits\n"
+            f"(range of I: {self.low:.3f} to {self.high:.3f} bits)"
+        )
 
 
 def tracking(study: report.Study) -> Tracking:
@@ -112,15 +128,22 @@ def tracking(study: report.Study) -> Tracking:
     slack = bits - beyond.least_information(1 - acc, CLASSES, label_bits)
     rho = float(scipy_stats.spearmanr(acc, bits).statistic)
     residual = bits - np.polyval(np.polyfit(acc, bits, 1), acc)
-    return Tracking(len(acc), float(slack.min()), rho, float(np.abs(residual).max()),
-                    float(bits.min()), float(bits.max()))
+    return Tracking(
+        len(acc),
+        float(slack.min()),
+        rho,
+        float(np.abs(residual).max()),
+        float(bits.min()),
+        float(bits.max()),
+    )
 
 
 def tracking_figure(study: report.Study) -> plt.Figure:
     """Left: I(Y; Ŷ) per epoch of each constant-rate pair; right: every (run, epoch) of
     those pairs against accuracy, with Fano's lower bound and H(Y)."""
-    constant = [run for run in study.runs
-                if run.config.schedule == "constant" and run.learned()]
+    constant = [
+        run for run in study.runs if run.config.schedule == "constant" and run.learned()
+    ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     curves = {name(k): g.curves("val_mi") for k, g in group(constant, variant).items()}
     plots.learning_curves(curves, "I(Y; Ŷ) on validation (bits)", left)
@@ -132,14 +155,22 @@ def tracking_figure(study: report.Study) -> plt.Figure:
         right.scatter(accuracy, bits, s=12, alpha=0.7, label="one run after one epoch")
         # stop short of zero error, where numpy reads 0 log 0 as NaN
         grid = np.linspace(max(accuracy.min() - 0.01, 0.5), 0.9995, 200)
-        right.plot(grid, beyond.least_information(1 - grid, CLASSES, label_bits), "k--",
-                   lw=1, label="Fano's lower bound")
-        right.axhline(label_bits, color="0.5", lw=1, ls=":",
-                      label=f"H(Y) = {label_bits:.3f} bits")
+        right.plot(
+            grid,
+            beyond.least_information(1 - grid, CLASSES, label_bits),
+            "k--",
+            lw=1,
+            label="Fano's lower bound",
+        )
+        right.axhline(
+            label_bits, color="0.5", lw=1, ls=":", label=f"H(Y) = {label_bits:.3f} bits"
+        )
     right.set(xlabel="validation accuracy", ylabel="I(Y; Ŷ) (bits)")
     right.legend(fontsize=8)
-    plots.stamp(fig, study.stamp(f"{study.epochs} epochs, seeds {_seeds(study)}, "
-                                 "constant rates"))
+    plots.stamp(
+        fig,
+        study.stamp(f"{study.epochs} epochs, seeds {_seeds(study)}, constant rates"),
+    )
     return fig
 
 
@@ -148,21 +179,40 @@ def table(study: report.Study) -> str:
     body = []
     for key, g in group(study.runs, variant).items():
         nmi = g.estimate("val_nmi").mean
-        body.append([name(key), f"{key[0]:g}", f"{key[1]:g}", key[2],
-                     format(g.estimate("val_mi"), ".4f"),
-                     "n/a" if math.isnan(nmi) else f"{nmi:.4f}",
-                     format(g.estimate("val_acc"), ".4f"),
-                     format(g.estimate("test_acc"), ".4f"),
-                     f"{len(g.learned)} of {len(g.runs)}"])
-    return report.table(["run", "η", "α", "schedule",
-                         "final I(Y; Ŷ), bits (mean ± 95% CI)", "I / H(Y)",
-                         "validation accuracy", "test accuracy", "runs learned"], body)
+        body.append(
+            [
+                name(key),
+                f"{key[0]:g}",
+                f"{key[1]:g}",
+                key[2],
+                format(g.estimate("val_mi"), ".4f"),
+                "n/a" if math.isnan(nmi) else f"{nmi:.4f}",
+                format(g.estimate("val_acc"), ".4f"),
+                format(g.estimate("test_acc"), ".4f"),
+                f"{len(g.learned)} of {len(g.runs)}",
+            ]
+        )
+    return report.table(
+        [
+            "run",
+            "η",
+            "α",
+            "schedule",
+            "final I(Y; Ŷ), bits (mean ± 95% CI)",
+            "I / H(Y)",
+            "validation accuracy",
+            "test accuracy",
+            "runs learned",
+        ],
+        body,
+    )
 
 
 # --- the MI-driven decay -------------------------------------------------------------
 
-_RULE = sp.lambdify((beyond.base_rate, beyond.normalised_information),
-                    beyond.MI_DECAY_RULE)
+_RULE = sp.lambdify(
+    (beyond.base_rate, beyond.normalised_information), beyond.MI_DECAY_RULE
+)
 
 
 def expected_rates(run: Run) -> list[float]:
@@ -186,25 +236,34 @@ class RuleCheck:
             return "no run used the MI-driven decay"
         text = f"{len(self.followed)} runs follow the rule"
         if self.broken:
-            text += (f"; {len(self.broken)} do NOT (seeds "
-                     f"{', '.join(map(str, self.broken))})")
+            text += (
+                f"; {len(self.broken)} do NOT (seeds "
+                f"{', '.join(map(str, self.broken))})"
+            )
         if self.seed is not None:
-            text += (f"\nlearning rates per epoch (seed {self.seed}): "
-                     + ", ".join(f"{lr:.5f}" for lr in self.rates))
+            text += f"\nlearning rates per epoch (seed {self.seed}): " + ", ".join(
+                f"{lr:.5f}" for lr in self.rates
+            )
         return text
 
 
 def rule_check(study: report.Study) -> RuleCheck:
-    decayed = sorted((run for run in study.runs if run.config.schedule == "mi_decay"),
-                     key=lambda run: run.replicate)
-    follows = {run.replicate: len(run.metrics["lr"]) == len(expected_rates(run))
-               and bool(np.allclose(run.metrics["lr"], expected_rates(run), rtol=1e-12))
-               for run in decayed}
+    decayed = sorted(
+        (run for run in study.runs if run.config.schedule == "mi_decay"),
+        key=lambda run: run.replicate,
+    )
+    follows = {
+        run.replicate: len(run.metrics["lr"]) == len(expected_rates(run))
+        and bool(np.allclose(run.metrics["lr"], expected_rates(run), rtol=1e-12))
+        for run in decayed
+    }
     shown = next((run for run in decayed if not run.diverged), None)
-    return RuleCheck(tuple(k for k, ok in follows.items() if ok),
-                     tuple(k for k, ok in follows.items() if not ok),
-                     None if shown is None else shown.replicate,
-                     () if shown is None else tuple(shown.metrics["lr"]))
+    return RuleCheck(
+        tuple(k for k, ok in follows.items() if ok),
+        tuple(k for k, ok in follows.items() if not ok),
+        None if shown is None else shown.replicate,
+        () if shown is None else tuple(shown.metrics["lr"]),
+    )
 
 
 def decay_figure(study: report.Study) -> plt.Figure:
@@ -213,11 +272,17 @@ def decay_figure(study: report.Study) -> plt.Figure:
     runs = [run for run in study.runs if variant(run) in (CONSTANT, DECAY)]
     groups = group(runs, variant)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    plots.learning_curves({name(k): g.curves("lr") for k, g in groups.items()},
-                          "learning rate of the epoch", left)
+    plots.learning_curves(
+        {name(k): g.curves("lr") for k, g in groups.items()},
+        "learning rate of the epoch",
+        left,
+    )
     left.set_yscale("log")
-    plots.learning_curves({name(k): g.curves("test_acc") for k, g in groups.items()},
-                          "test accuracy", right)
+    plots.learning_curves(
+        {name(k): g.curves("test_acc") for k, g in groups.items()},
+        "test accuracy",
+        right,
+    )
     for ax in (left, right):
         ax.legend(fontsize=8)
     plots.stamp(fig, study.stamp(f"{study.epochs} epochs, seeds {_seeds(study)}"))
@@ -230,8 +295,16 @@ def decay_comparison(study: report.Study) -> Comparison | None:
     groups = group(study.runs, variant)
     if CONSTANT not in groups or DECAY not in groups:
         return None
-    found = family([compare(groups[DECAY].values("test_acc"),
-                            groups[CONSTANT].values("test_acc"), DECAY, CONSTANT)])
+    found = family(
+        [
+            compare(
+                groups[DECAY].values("test_acc"),
+                groups[CONSTANT].values("test_acc"),
+                DECAY,
+                CONSTANT,
+            )
+        ]
+    )
     return found[0] if found else None
 
 
@@ -239,15 +312,25 @@ def decay_table(study: report.Study) -> str:
     """Test accuracy of the golden pair, constant and under the decay, and their
     difference paired by seed."""
     groups = group(study.runs, variant)
-    body = [[label, format(groups[key].estimate("test_acc"), ".4f"),
-             f"{len(groups[key].learned)} of {len(groups[key].runs)}"]
-            for label, key in (("constant rate", CONSTANT), ("MI-driven decay", DECAY))
-            if key in groups]
+    body = [
+        [
+            label,
+            format(groups[key].estimate("test_acc"), ".4f"),
+            f"{len(groups[key].learned)} of {len(groups[key].runs)}",
+        ]
+        for label, key in (("constant rate", CONSTANT), ("MI-driven decay", DECAY))
+        if key in groups
+    ]
     c = decay_comparison(study)
-    body.append(["MI decay − constant, paired by seed",
-                 "n/a (fewer than two seeds learned under both)" if c is None else
-                 f"{c.diff.mean:+.4f} ± {c.diff.half:.4f} (p = {c.p_value:.3f})",
-                 "—" if c is None else f"{c.diff.n} seeds"])
+    body.append(
+        [
+            "MI decay − constant, paired by seed",
+            "n/a (fewer than two seeds learned under both)"
+            if c is None
+            else f"{c.diff.mean:+.4f} ± {c.diff.half:.4f} (p = {c.p_value:.3f})",
+            "—" if c is None else f"{c.diff.n} seeds",
+        ]
+    )
     return report.table(["golden pair", "test accuracy (mean ± 95% CI)", "runs"], body)
 
 
@@ -289,42 +372,63 @@ class Verdict:
         else:
             share = f"to between {low:.1%} and {high:.1%} of its value"
             where = f" across the {seeds} seeds"
-        return (f", which cuts the golden learning rate {share} after the first "
-                f"epoch{where},")
+        return (
+            f", which cuts the golden learning rate {share} after the first "
+            f"epoch{where},"
+        )
 
     def text(self) -> str:
         if self.tracking == "violates":
-            return ("**Verdict.** A stored confusion matrix lies below Fano's bound "
-                    f"(by {-self.fit.least_slack:.4f} bits), which no classifier can "
-                    "do: the records are wrong, and this page draws no conclusion "
-                    "from them.")
+            return (
+                "**Verdict.** A stored confusion matrix lies below Fano's bound "
+                f"(by {-self.fit.least_slack:.4f} bits), which no classifier can "
+                "do: the records are wrong, and this page draws no conclusion "
+                "from them."
+            )
         if self.tracking == "no data":
-            head = ("**Verdict.** Fewer than three run-epochs learned, so mutual "
-                    "information cannot be compared with accuracy. ")
+            head = (
+                "**Verdict.** Fewer than three run-epochs learned, so mutual "
+                "information cannot be compared with accuracy. "
+            )
         else:
             close = self.tracking == "close"
-            head = ("**Verdict.** On validation data, mutual information "
-                    + ("follows accuracy almost monotonically" if close
-                       else "follows accuracy only loosely")
-                    + f" (Spearman ρ = {self.fit.rho:.3f} over {self.fit.points} "
-                    "run-epochs) and stays above Fano's bound. "
-                    + ("As a diagnostic of these networks it therefore adds little "
-                       "to accuracy; what it adds is the shape of the errors, the "
-                       "distance above the bound. " if close else ""))
+            head = (
+                "**Verdict.** On validation data, mutual information "
+                + (
+                    "follows accuracy almost monotonically"
+                    if close
+                    else "follows accuracy only loosely"
+                )
+                + f" (Spearman ρ = {self.fit.rho:.3f} over {self.fit.points} "
+                "run-epochs) and stays above Fano's bound. "
+                + (
+                    "As a diagnostic of these networks it therefore adds little "
+                    "to accuracy; what it adds is the shape of the errors, the "
+                    "distance above the bound. "
+                    if close
+                    else ""
+                )
+            )
         if self.decay == "untested":
-            return head + ("The MI-driven decay cannot be compared with the constant "
-                           "golden pair: fewer than two seeds learned under both.")
+            return head + (
+                "The MI-driven decay cannot be compared with the constant "
+                "golden pair: fewer than two seeds learned under both."
+            )
         c = self.comparison
         cut = self._cut_text()
         sign = "higher" if c.diff.mean > 0 else "lower"
         seeds = WORDS.get(c.diff.n, str(c.diff.n))
-        return (head + f"The MI-driven decay{cut} ends with a {sign} mean test "
-                "accuracy than the constant golden pair "
-                f"({c.diff.mean:+.4f}, paired by seed, "
-                f"p = {c.p_value:.3f}"
-                + ("): the difference is significant at the 5% level."
-                   if self.decay != "tied" else
-                   f"), a difference the {seeds} seeds cannot tell from noise."))
+        return (
+            head + f"The MI-driven decay{cut} ends with a {sign} mean test "
+            "accuracy than the constant golden pair "
+            f"({c.diff.mean:+.4f}, paired by seed, "
+            f"p = {c.p_value:.3f}"
+            + (
+                "): the difference is significant at the 5% level."
+                if self.decay != "tied"
+                else f"), a difference the {seeds} seeds cannot tell from noise."
+            )
+        )
 
 
 def verdict(study: report.Study) -> Verdict:
@@ -337,8 +441,9 @@ def verdict(study: report.Study) -> Verdict:
     else:
         found = "close" if fit.rho >= CLOSE else "loose"
     c = decay_comparison(study)
-    decay = ("untested" if c is None else
-             {1: "higher", -1: "lower", 0: "tied"}[c.direction])
+    decay = (
+        "untested" if c is None else {1: "higher", -1: "lower", 0: "tied"}[c.direction]
+    )
     decayed = group(study.runs, variant).get(DECAY)
     cuts: tuple[float, ...] = ()
     if decayed is not None:
@@ -348,5 +453,7 @@ def verdict(study: report.Study) -> Verdict:
     return Verdict(found, decay, fit, c, cuts)
 
 
-FIGURES = {"mi_tracks_accuracy": lambda: tracking_figure(load()),
-           "mi_decay": lambda: decay_figure(load())}
+FIGURES = {
+    "mi_tracks_accuracy": lambda: tracking_figure(load()),
+    "mi_decay": lambda: decay_figure(load()),
+}
