@@ -1,5 +1,4 @@
-"""How fast golden trains on this CPU, measured against the plain PyTorch loop (issue
-6).
+"""How fast golden trains on this CPU, measured against the plain PyTorch loop.
 
 ``python -m golden bench [--quick]`` calls :func:`run`, which measures in one process,
 on the same machine, with the same network, batch size (64), optimiser
