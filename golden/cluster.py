@@ -58,19 +58,7 @@ def _checked(address: str, source: str) -> str:
     scheme = scheme if separator else "tcp"
     host, colon, port = location.rpartition(":")
     host, port = (host, port) if colon else (location, "")
-    problem = (
-        f"scheme {scheme + '://'!r}, not tcp:// or tls://"
-        if scheme not in ("tcp", "tls")
-        else "no host"
-        if not host
-        else f"bad host {host!r}"
-        if not HOST.fullmatch(host)
-        else "no port"
-        if not port
-        else f"bad port {port!r}"
-        if not PORT.fullmatch(port) or not 0 < int(port) < 65536
-        else None
-    )
+    problem = _address_problem(scheme, host, port)
     if problem is not None:
         raise ExperimentError(
             f"{source} {address!r} is not a Dask scheduler address ({problem}): "
@@ -84,6 +72,21 @@ def _checked(address: str, source: str) -> str:
             "use tcp://"
         )
     return f"{scheme}://{location}"
+
+
+def _address_problem(scheme: str, host: str, port: str) -> str | None:
+    """What is wrong with an address's parts, or None."""
+    if scheme not in ("tcp", "tls"):
+        return f"scheme {scheme + '://'!r}, not tcp:// or tls://"
+    if not host:
+        return "no host"
+    if not HOST.fullmatch(host):
+        return f"bad host {host!r}"
+    if not port:
+        return "no port"
+    if not PORT.fullmatch(port) or not 0 < int(port) < 65536:
+        return f"bad port {port!r}"
+    return None
 
 
 def _client_tls() -> dict:
