@@ -73,8 +73,8 @@ def write(
     plots.use_style()
     names = names or list(figures)
     drawn = []
-    try:
-        with report.stored_only(store):
+    try:  # every figure is drawn, its records found, before the first is written
+        with report.stored_only(store), plt.rc_context({"figure.max_open_warning": 0}):
             for name in names:
                 drawn.append((name, figures[name]()))
         paths = []

@@ -1,5 +1,4 @@
-"""Running experiments on Dask distributed: a local cluster by default, any cluster by
-address.
+"""Running experiments on Dask distributed: a local cluster, or any by its address.
 
 The runner is given values, an :class:`~golden.experiments.Experiment`, a protocol and
 a :class:`~golden.store.Store`, and looks nothing up by name. Without an address,
@@ -44,8 +43,8 @@ def checkpoint_folder(quick_data: bool) -> Path:
 
 
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
-    """Where a run that longer runs continue keeps its end state (a cache, never a
-    result)."""
+    """Where a run that longer runs continue keeps its end state: a cache, never a
+    result."""
     return checkpoint_folder(quick_data) / f"{run_id(config)}.pt"
 
 

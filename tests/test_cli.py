@@ -55,10 +55,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(golden.data, "splits", refuse_data)
     # bound there at import
     monkeypatch.setattr(golden.experiments, "splits", refuse_data)
-    # `sweep --lrs` registers a 'custom' experiment: keep that out of the real registry
-    monkeypatch.setattr(
-        golden.experiments, "EXPERIMENTS", dict(golden.experiments.EXPERIMENTS)
-    )
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
