@@ -65,10 +65,18 @@ def time_limit(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def results_folder(text: str) -> Path:
+    """A folder named on the command line; an empty name (``--results "$DIR"`` with
+    ``DIR`` unset) is refused, as an empty ``GOLDEN_RESULTS`` is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the results folder is empty: name a folder")
+    return Path(text).expanduser()
+
+
 def add_results(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--results",
-        type=Path,
+        type=results_folder,
         default=None,
         metavar="DIR",
         help=f"the results folder {what} (default: $GOLDEN_RESULTS, else results/)",

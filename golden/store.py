@@ -220,7 +220,8 @@ class Store:
         except OSError as error:
             raise ExperimentError(
                 f"cannot write results to {folder} ({error.strerror or error}): "
-                "make it writable or set GOLDEN_RESULTS to a folder you can write"
+                "make it writable, or choose a folder you can write with --results "
+                "or GOLDEN_RESULTS"
             ) from None
         for config in configs:
             path = self.path(folder, config)

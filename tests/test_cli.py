@@ -124,6 +124,14 @@ def test_empty_custom_grid_is_refused(capsys):
     )
 
 
+@pytest.mark.parametrize("command", ["sweep grid", "figures", "unpack x.tar.gz"])
+def test_an_empty_results_folder_is_refused(capsys, command):
+    """``--results "$DIR"`` with DIR unset names no folder: refused, as an empty
+    GOLDEN_RESULTS is, never read as the working directory."""
+    argv = [*command.split(), "--results", ""]
+    assert_one_line_error(capsys, argv, "the results folder is empty")
+
+
 def test_top_level_hint_names_the_right_command(capsys):
     err = assert_one_line_error(capsys, ["fly"])
     assert err.endswith("(see python -m golden --help)\n")
