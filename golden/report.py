@@ -105,6 +105,11 @@ def stored_only(store: Store) -> Iterator[None]:
         SOURCE.reset(token)
 
 
+def store_in_force(store: Store | None = None) -> Store:
+    """``store``, else the :class:`Source`'s, else :meth:`Store.default`."""
+    return store or SOURCE.get().store or Store.default()
+
+
 def complete_runs(
     experiment_name: str, proto: Protocol, store: Store
 ) -> list[dict] | None:
@@ -133,9 +138,8 @@ def stored_or_quick(
     show a visible box when they fell back, so a reader never mistakes quick numbers
     for the book's.
     """
-    source = SOURCE.get()
-    store = store or source.store or Store.default()
-    compute = source.compute if compute is None else compute
+    store = store_in_force(store)
+    compute = SOURCE.get().compute if compute is None else compute
     # what is only read falls back to quick records in quick mode alone: a full-mode
     # figure is never drawn from them
     fallback = compute or settings.quick_mode()
@@ -174,7 +178,7 @@ def load(
     quick protocol's (see :func:`stored_or_quick`, which says what ``store`` and
     ``compute`` default to); ``enrich`` adds measures a study derives from each record
     before it is typed."""
-    store = store or SOURCE.get().store or Store.default()
+    store = store_in_force(store)
     proto, records, fell_back = stored_or_quick(
         experiment_name, preferred, dataset, store, compute
     )

@@ -24,9 +24,9 @@ PAIRS = dict(zip(("golden (η, α)", f"common {COMMON_PAIR}"), TRAINING_PAIRS))
 
 def protocols_table(store: Store | None = None) -> str:
     """Every protocol of the runner, what it keeps of the 2024 protocol and how many
-    grid runs of it are stored in ``store`` (default: the default store), then a
+    grid runs of it are stored in ``store`` (default: the one loads read), then a
     sentence on the 50% subset."""
-    store = store or Store.default()
+    store = report.store_in_force(store)
     rows, half = [], {}
     for proto in experiments.PROTOCOLS.values():
         stored = len(store.load("grid", proto))
