@@ -1,7 +1,10 @@
-"""The command line: ``python -m golden train | sweep | unpack | figures | bench``.
+"""python -m golden: train one run, sweep an experiment, unpack records, draw the
+figures or measure the training speed.
 
-Every expected failure (a bad hyperparameter, name, grid or data folder) ends in one
-line on stderr and exit status 2, never a traceback.
+An experiment's name is resolved here, once, into a value the runner is given, and so
+is the results folder (``--results``, else the one default of :meth:`Store.default`).
+Every expected failure (a bad hyperparameter, name, grid, data or results folder) ends
+in one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,18 +15,19 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from golden import interrupt, settings, theory
+from golden import experiments, interrupt, settings, theory
 from golden.cluster import ClusterFailure, scheduler_address
 from golden.data import DATASETS, DataError
 from golden.experiments import (
     EXPERIMENTS,
+    GROUPS,
     PROTOCOLS,
     Experiment,
     ExperimentError,
     grid_pairs,
 )
 from golden.settings import SettingsError
-from golden.store import RecordNotWritten
+from golden.store import RecordNotWritten, Store
 from golden.train import ConfigError, TrainConfig
 
 # argparse takes "-inf", "-1e-3" or "-1,2" for options (it knows only "-1" and "-.5" as
@@ -61,8 +65,33 @@ def time_limit(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def results_folder(text: str) -> Path:
+    """A folder named on the command line; an empty name (``--results "$DIR"`` with
+    ``DIR`` unset) is refused, as an empty ``GOLDEN_RESULTS`` is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the results folder is empty: name a folder")
+    return Path(text).expanduser()
+
+
+def add_results(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--results",
+        type=results_folder,
+        default=None,
+        metavar="DIR",
+        help=f"the results folder {what} (default: $GOLDEN_RESULTS, else results/)",
+    )
+
+
+def store_of(folder: Path | None) -> Store:
+    """The store of ``--results``, else the default one."""
+    return Store.default() if folder is None else Store(folder)
+
+
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="golden", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="golden", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=OneLineParser
     )
@@ -110,6 +139,7 @@ def build_parser() -> OneLineParser:
         default="mnist",
         help=f"{', '.join(DATASETS)}: the protocol's data (default: mnist)",
     )
+    add_results(many, "its records are written to and read from")
     many.add_argument(
         "--workers",
         type=int,
@@ -162,12 +192,14 @@ def build_parser() -> OneLineParser:
         "each only if it is intact and not stored yet",
     )
     unpacked.add_argument("archives", nargs="+", type=Path)
+    add_results(unpacked, "to put them into")
 
     drawn = commands.add_parser(
         "figures",
-        help="draw every figure of the book from the stored "
-        "results, without executing a chapter",
+        help="draw every figure of the book from the stored results, without "
+        "executing a chapter; trains nothing",
     )
+    add_results(drawn, "to read")
     drawn.add_argument(
         "--out",
         type=Path,
@@ -231,19 +263,17 @@ def run_train(args) -> None:
     )
 
 
-def experiment_names(
+def experiments_of(
     experiment: str, lrs: list[float] | None, momenta: list[float] | None
-) -> list[str]:
+) -> list[Experiment]:
     """The experiments a sweep of ``experiment`` runs (``all``, a group, or one); with
-    ``lrs`` or ``momenta``, the grid of those, registered as experiment ``custom``."""
-    from golden import experiments
-
+    ``lrs`` or ``momenta``, the grid of those, an experiment of its own named
+    ``custom``."""
     if lrs is None and momenta is None:
         if experiment == "all":
-            return list(EXPERIMENTS)
-        if experiment in experiments.GROUPS:
-            return list(experiments.GROUPS[experiment])
-        return [experiments.experiment(experiment).name]
+            return list(EXPERIMENTS.values())
+        names = GROUPS.get(experiment, (experiment,))
+        return [experiments.experiment(name) for name in names]
     if experiment != "grid":
         raise ExperimentError(
             "--lrs and --momenta define a custom grid: use them with 'grid', not "
@@ -253,56 +283,56 @@ def experiment_names(
         experiments.GRID_LRS if lrs is None else lrs,
         experiments.GRID_MOMENTA if momenta is None else momenta,
     )
-    experiments.EXPERIMENTS["custom"] = Experiment(
-        "custom", lambda _: experiments.as_variants(pairs), lambda p: p.epochs
-    )
-    return ["custom"]
+    variants = experiments.as_variants(pairs)
+    return [Experiment("custom", lambda proto, store: variants, lambda p: p.epochs)]
 
 
 def run_sweep(args) -> None:
-    from golden import experiments, runner
-    from golden.store import Store
-
     if args.engine != "fused":
         scheduler_address(args.scheduler)  # a malformed address, before anything else
     proto = experiments.protocol(args.protocol, args.dataset, args.engine)
     check_engine_options(args)
-    names = experiment_names(args.experiment, args.lrs, args.momenta)
+    chosen = experiments_of(args.experiment, args.lrs, args.momenta)
+    store = store_of(args.results)
     if args.plan:
-        print_plan(names, proto, args.device)
+        print_plan(chosen, proto, store, args.device)
         return
     print(proto.describe())
     if args.engine == "fused":
         from golden import fused_runner
 
         fused_runner.run(
-            [(name, proto) for name in names],
+            [(experiment, proto) for experiment in chosen],
+            store,
             args.device,
             time_limit=args.time_limit,
             archive=args.archive,
         )
         return
-    store = Store.default()
-    for name in names:
+    from golden import runner
+
+    for experiment in chosen:
         try:
             runner.sweep(
-                name, proto, workers=args.workers, scheduler=args.scheduler, store=store
+                experiment,
+                proto,
+                store,
+                workers=args.workers,
+                scheduler=args.scheduler,
             )
         except (RecordNotWritten, ClusterFailure) as error:
             raise ExperimentError(
-                f"{error}; {stored_text(name, proto, store)}, and a rerun resumes from "
-                "them"
+                f"{error}; {stored_text(experiment, proto, store)}, and a rerun "
+                "resumes from them"
             ) from None
-        print(f"{name}: {stored_text(name, proto, store)}")
+        print(f"{experiment.name}: {stored_text(experiment, proto, store)}")
 
 
-def stored_text(name: str, proto, store) -> str:
+def stored_text(experiment: Experiment, proto, store: Store) -> str:
     """How many of an experiment's runs have an intact record, counted on disk: ``N of
     M runs stored in FOLDER``."""
-    from golden import experiments
-
-    folder = store.folder(name, proto)
-    paths = {store.path(folder, c) for c in experiments.experiment(name).configs(proto)}
+    folder = store.folder(experiment.name, proto)
+    paths = {store.path(folder, c) for c in experiment.configs(proto, store)}
     stored = sum(store.read(path) is not None for path in paths)
     return f"{stored} of {len(paths)} runs stored in {folder}"
 
@@ -325,7 +355,9 @@ def check_engine_options(args) -> None:
         )
 
 
-def print_plan(names: list[str], proto, device: str = "cpu") -> None:
+def print_plan(
+    chosen: list[Experiment], proto, store: Store, device: str = "cpu"
+) -> None:
     """The plan of each experiment: timed by this machine's measured one-core training
     rate, or, for the fused engine, by a calibration on its device."""
     if proto.engine == "fused":  # without golden.runner, which needs Dask
@@ -340,18 +372,16 @@ def print_plan(names: list[str], proto, device: str = "cpu") -> None:
 
         rate, cores = trainer_rate(), os.cpu_count() or 1
         plan = partial(runner.plan, rate=rate, cores=cores)
-    for name in names:
+    for experiment in chosen:
         try:
-            print(plan(name, proto))
+            print(plan(experiment, proto, store))
         except ExperimentError as error:  # it builds on results not stored yet
-            print(f"{name}: no plan yet, {error}")
+            print(f"{experiment.name}: no plan yet, {error}")
 
 
-def run_unpack(archives: list[Path]) -> None:
+def run_unpack(archives: list[Path], store: Store) -> None:
     from golden.fused_runner import unpack_archive
-    from golden.store import Store
 
-    store = Store.default()
     for archive in archives:
         added, kept, refused = unpack_archive(archive, store)
         print(
@@ -369,11 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sweep":
             run_sweep(args)
         elif args.command == "unpack":
-            run_unpack(args.archives)
+            run_unpack(args.archives, store_of(args.results))
         elif args.command == "figures":
             from golden import figures
 
-            for path in figures.write(args.out, args.names or None):
+            paths = figures.write(store_of(args.results), args.out, args.names or None)
+            for path in paths:
                 print(path)
         else:
             from golden import bench

@@ -193,10 +193,12 @@ async def _identity(address: str):
 def golden_home() -> str:
     """Where a worker imports golden from. Sent to each worker by reference, before any
     run: a worker without golden, or without what a run imports (torch, the data
-    loaders), fails here and says so, instead of dying as it unpickles a run."""
-    import golden.runner
+    loaders), fails here and says so, instead of dying as it unpickles a run. The
+    training loop stands for the runner, which builds on this module: it imports what
+    a run needs."""
+    from golden import train
 
-    return str(Path(golden.runner.__file__).resolve().parent)
+    return str(Path(train.__file__).resolve().parent)
 
 
 def _check_workers(client, address: str) -> None:

@@ -15,9 +15,10 @@ from typing import Callable
 
 import matplotlib.pyplot as plt
 
-from golden import plots, settings
+from golden import plots, report, settings
 from golden.files import prove_writable
 from golden.protocols import ExperimentError
+from golden.store import Store
 
 FIGURE_MODULES = (
     "golden.derivations.momentum",
@@ -48,9 +49,13 @@ def registry() -> dict[str, Callable[[], plt.Figure]]:
     return figures
 
 
-def write(out: Path | None = None, names: list[str] | None = None) -> list[Path]:
-    """Draw the named figures (default: all) into ``out`` (default: the book's
-    figures/)."""
+def write(
+    store: Store, out: Path | None = None, names: list[str] | None = None
+) -> list[Path]:
+    """Draw the named figures (default: all) from the records in ``store`` into ``out``
+    (default: the book's figures/). Nothing is trained: a figure whose records are
+    missing is a :class:`~golden.report.RecordsMissing` error naming the command that
+    computes them, raised before any file is written."""
     figures = registry()
     unknown = sorted(set(names or ()) - set(figures))
     if unknown:
@@ -59,7 +64,7 @@ def write(out: Path | None = None, names: list[str] | None = None) -> list[Path]
         )
     folder = settings.figures_dir() if out is None else Path(out)
     try:
-        prove_writable(folder)  # before the drawing, which may take minutes
+        prove_writable(folder)  # before the drawing, which may take a while
     except OSError as error:
         raise ExperimentError(
             f"cannot write figures to {folder} ({error.strerror or error}): make it a "
@@ -67,16 +72,22 @@ def write(out: Path | None = None, names: list[str] | None = None) -> list[Path]
         ) from None
     plots.use_style()
     names = names or list(figures)
-    paths = []
-    for name in names:
-        fig = figures[name]()
-        try:
-            paths.append(plots.save_figure(fig, name, folder=folder))
-        except OSError as error:
-            raise ExperimentError(
-                f"cannot write {folder / name}.png ({error.strerror or error}); "
-                f"{len(paths)} of the {len(names)} figures were written and are kept"
-            ) from None
-        finally:
+    drawn = []
+    try:  # every figure is drawn, its records found, before the first is written
+        with report.stored_only(store), plt.rc_context({"figure.max_open_warning": 0}):
+            for name in names:
+                drawn.append((name, figures[name]()))
+        paths = []
+        for name, fig in drawn:
+            try:
+                paths.append(plots.save_figure(fig, name, folder=folder))
+            except OSError as error:
+                raise ExperimentError(
+                    f"cannot write {folder / name}.png ({error.strerror or error}); "
+                    f"{len(paths)} of the {len(names)} figures were written and are "
+                    "kept"
+                ) from None
+    finally:
+        for _, fig in drawn:
             plt.close(fig)
     return paths

@@ -35,7 +35,7 @@ import torch
 
 from golden import fused, theory
 from golden.data import CLASSES, MnistSplits, splits
-from golden.experiments import experiment
+from golden.experiments import Experiment
 from golden.models import build_model, parameter_count
 from golden.protocols import EVAL_COST, ExperimentError, Protocol
 from golden.store import Store
@@ -317,19 +317,19 @@ def describe(label: str, group: Sequence[TrainConfig], epochs: int, where: str) 
 
 
 def sweep(
-    experiment_name: str,
+    experiment: Experiment,
     proto: Protocol,
+    store: Store,
     device: str = "cpu",
-    store: Store | None = None,
     deadline: Deadline | None = None,
     progress: bool = True,
 ) -> Outcome:
-    """Train every unfinished run of an experiment, a group at a time; each group's
-    records are written when it finishes."""
+    """Train every unfinished run of ``experiment`` into ``store``, a group at a time;
+    each group's records are written when it finishes."""
     say = print if progress else (lambda *args, **kwargs: None)
-    store = store or Store.default()
     where = prepare_device(device)
-    configs = experiment(experiment_name).configs(proto)
+    experiment_name = experiment.name
+    configs = experiment.configs(proto, store)
     for config in configs:
         fused.check(config)
     folder = store.folder(experiment_name, proto)
@@ -470,23 +470,22 @@ def unpack_archive(archive: Path, store: Store) -> tuple[int, int, list[str]]:
 
 
 def run(
-    jobs: Sequence[tuple[str, Protocol]],
+    jobs: Sequence[tuple[Experiment, Protocol]],
+    store: Store,
     device: str = "cpu",
-    store: Store | None = None,
     time_limit: float | None = None,
     archive: Path | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Sweep each (experiment, protocol) in turn under one time limit, print what is
-    stored, and write the new records to one archive in ``archive`` (also after an
-    interruption); the records written."""
-    store = store or Store.default()
+    """Sweep each (experiment, protocol) into ``store`` in turn under one time limit,
+    print what is stored, and write the new records to one archive in ``archive``
+    (also after an interruption); the records written."""
     prepare_device(device)
     if archive is not None:
         prepare_archive(archive)
-    for name, proto in jobs:  # refuse what the engine does not train, before training
+    for experiment, proto in jobs:  # refuse what the engine does not train, first
         try:
-            configs = experiment(name).configs(proto)
+            configs = experiment.configs(proto, store)
         except ExperimentError:  # it builds on results not stored yet: checked later
             continue
         for config in configs:
@@ -494,13 +493,14 @@ def run(
     deadline = None if time_limit is None else Deadline(time_limit)
     written: list[Path] = []
     try:
-        for name, proto in jobs:
-            outcome = sweep(name, proto, device, store, deadline, progress)
+        for experiment, proto in jobs:
+            outcome = sweep(experiment, proto, store, device, deadline, progress)
             written += outcome.written
-            configs = experiment(name).configs(proto)
+            configs = experiment.configs(proto, store)
             stored = len(configs) - len(store.pending(configs, outcome.folder))
             print(
-                f"{name}: {stored} of {len(configs)} runs stored in {outcome.folder}",
+                f"{experiment.name}: {stored} of {len(configs)} runs stored in "
+                f"{outcome.folder}",
                 flush=True,
             )
             if outcome.stopped:
@@ -513,21 +513,19 @@ def run(
 
 
 def plan(
-    experiment_name: str,
+    experiment: Experiment,
     proto: Protocol,
+    store: Store,
     device: str = "cpu",
-    store: Store | None = None,
     steps: tuple[int, int] | None = None,
 ) -> str:
     """What a fused sweep would run, before it runs: runs, groups, memory, and the time
     a short calibration on ``device`` predicts."""
-    store = store or Store.default()
     where = prepare_device(device)
-    exp = experiment(experiment_name)
-    configs = exp.configs(proto)
+    configs = experiment.configs(proto, store)
     for config in configs:
         fused.check(config)
-    todo = store.pending(configs, store.folder(experiment_name, proto))
+    todo = store.pending(configs, store.folder(experiment.name, proto))
     sizes = sizes_of(proto, configs[0])
     models, lanes = shape(configs)
     together = lanes_per_group(models, lanes, sizes, device, None)
@@ -536,15 +534,15 @@ def plan(
     seconds = sizes.work(len(todo)) / rate
     groups = len(groups_of(todo, together)) if todo else 0
     lengths = "/".join(str(n) for n in sorted({config.epochs for config in configs}))
-    folds = exp.cross_validated or proto.cross_validation
+    folds = experiment.cross_validated or proto.cross_validation
     epochs = sum(config.epochs for config in todo)
     parts = ", ".join(f"{name} {size / 2**30:.1f}" for name, size in memory.items())
     measured = f", {peak / 2**30:.1f} GiB measured" if peak is not None else ""
     return "\n".join(
         [
             (
-                f"{experiment_name} under protocol '{proto.name}' [{proto.digest()}], "
-                "fused engine"
+                f"{experiment.name} under protocol '{proto.name}' "
+                f"[{proto.digest()}], fused engine"
             ),
             f"  data: {proto.data_line()}",
             (

@@ -3,18 +3,25 @@
 A :class:`Study` is an experiment's stored runs under one protocol (or the quick
 fallback); its :meth:`Study.header` says what *this* experiment ran, read from its runs'
 configurations rather than from the protocol's defaults, in lines of at most 88
-characters. :func:`table` turns rows into a Markdown table, :func:`pair_label` names a
-(learning rate, momentum) pair the same way on every page.
+characters. :func:`load` decides between the stored runs and the quick fallback, and
+whether that fallback may be trained now: a chapter in quick mode may, ``python -m
+golden figures`` never does (:func:`stored_only`). :func:`table` turns rows into a
+Markdown table, :func:`pair_label` names a (learning rate, momentum) pair the same way
+on every page.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
-from golden import experiments
+from golden import experiments, settings
+from golden.experiments import ExperimentError, finished_runs, protocol
 from golden.protocols import Protocol, number_list, replicates_text
 from golden.results import Run, runs_of
+from golden.store import Store
 
 OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "adam": "Adam"}
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE"}
@@ -29,6 +36,7 @@ class Study:
     proto: Protocol
     runs: tuple[Run, ...]
     fell_back: bool = False
+    store: Store | None = None  # where the runs were read: the studies they build on
 
     @property
     def epochs(self) -> int:
@@ -59,21 +67,124 @@ class Study:
         return note + (f", {extra}" if extra else "")
 
 
+class RecordsMissing(ExperimentError):
+    """An experiment's records are not stored and may not be trained here: the error
+    names the command that computes them."""
+
+
+# The experiments whose configurations are promoted from another's stored results.
+NEEDS = {
+    "long": ("grid",),
+    "contenders10": ("grid",),
+    "contenders30": ("grid", "contenders10"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where :func:`load` reads records by default, and whether it may train a missing
+    quick fallback: a chapter may (quick mode asks for it), ``python -m golden
+    figures`` never does."""
+
+    store: Store | None = None  # None: Store.default()
+    compute: bool = True
+
+
+SOURCE: ContextVar[Source] = ContextVar("source", default=Source())
+
+
+@contextmanager
+def stored_only(store: Store) -> Iterator[None]:
+    """Within this block, :func:`load` reads ``store`` and trains nothing: records that
+    are missing are a :class:`RecordsMissing` error naming the command that computes
+    them. For callers of figures and tables that take no arguments."""
+    token = SOURCE.set(Source(store, compute=False))
+    try:
+        yield
+    finally:
+        SOURCE.reset(token)
+
+
+def store_in_force(store: Store | None = None) -> Store:
+    """``store``, else the :class:`Source`'s, else :meth:`Store.default`."""
+    return store or SOURCE.get().store or Store.default()
+
+
+def complete_runs(
+    experiment_name: str, proto: Protocol, store: Store
+) -> list[dict] | None:
+    """The stored runs of every configuration of an experiment, or None while one is
+    missing (or one of the runs it is promoted from)."""
+    try:
+        return finished_runs(experiment_name, proto, store, "")
+    except ExperimentError:
+        return None
+
+
+def stored_or_quick(
+    experiment_name: str,
+    preferred: str = "book",
+    dataset: str = "mnist",
+    store: Store | None = None,
+    compute: bool | None = None,
+) -> tuple[Protocol, list[dict], bool]:
+    """The complete stored runs under ``preferred``, else the ``quick`` protocol's;
+    those are trained now, into ``store``, if they are missing and ``compute``, else
+    :class:`RecordsMissing`. Both default to the :class:`Source` in force; when the
+    records may only be read, quick records stand in for missing ones in quick mode
+    alone.
+
+    Returns the protocol used, its runs and whether it fell back to ``quick``. Chapters
+    show a visible box when they fell back, so a reader never mistakes quick numbers
+    for the book's.
+    """
+    store = store_in_force(store)
+    compute = SOURCE.get().compute if compute is None else compute
+    # what is only read falls back to quick records in quick mode alone: a full-mode
+    # figure is never drawn from them
+    fallback = compute or settings.quick_mode()
+    for name in (preferred, "quick") if fallback else (preferred,):
+        proto = protocol(name, dataset)
+        runs = complete_runs(experiment_name, proto, store)
+        if runs is not None:
+            return proto, runs, name != preferred
+    needed = (*NEEDS.get(experiment_name, ()), experiment_name)
+    if not compute:
+        data = f" --dataset {dataset}" if dataset != "mnist" else ""
+        commands = " then ".join(
+            f"python -m golden sweep {name} --protocol {preferred}{data}"
+            for name in needed
+        )
+        raise RecordsMissing(
+            f"the records of {experiment_name} are not stored in {store.root}: "
+            f"compute them with {commands}"
+        )
+    from golden import runner  # Dask, only when a chapter has to train
+
+    for name in needed:
+        runner.sweep(experiments.experiment(name), proto, store, progress=False)
+    return proto, finished_runs(experiment_name, proto, store, "this chapter"), True
+
+
 def load(
     experiment_name: str,
     preferred: str = "book",
     enrich: Callable[[dict], dict] | None = None,
     dataset: str = "mnist",
+    store: Store | None = None,
+    compute: bool | None = None,
 ) -> Study:
-    """The complete stored runs of an experiment on ``dataset``, else the quick
-    protocol's (see :func:`golden.experiments.stored_or_quick`); ``enrich`` adds
-    measures a study derives from each record before it is typed."""
-    proto, records, fell_back = experiments.stored_or_quick(
-        experiment_name, preferred, dataset
+    """The complete stored runs of an experiment on ``dataset`` in ``store``, else the
+    quick protocol's (see :func:`stored_or_quick`, which says what ``store`` and
+    ``compute`` default to); ``enrich`` adds measures a study derives from each record
+    before it is typed."""
+    store = store_in_force(store)
+    proto, records, fell_back = stored_or_quick(
+        experiment_name, preferred, dataset, store, compute
     )
     if enrich is not None:
         records = [enrich(record) for record in records]
-    return Study(experiment_name, proto, tuple(runs_of(records)), fell_back)
+    return Study(experiment_name, proto, tuple(runs_of(records)), fell_back, store)
 
 
 def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:

@@ -1,15 +1,16 @@
-"""Running experiments on Dask distributed: a local cluster by default, any cluster by
-address.
+"""Running experiments on Dask distributed: a local cluster, or any by its address.
 
-Without an address, :func:`sweep` starts a ``LocalCluster`` with one single-threaded
-worker process per core and no dashboard. With ``--scheduler tcp://HOST:8786`` (or
-``GOLDEN_SCHEDULER``) it sends the same runs to an existing cluster. Workers only train
-and return histories; the driver alone writes records, each as its run finishes, so a
-killed sweep loses at most the runs in flight and the next sweep resumes from the
-records. A run on a worker that dies is rescheduled by Dask on another worker; nothing
-of it reaches the store until it finishes. The cluster, and its checks before any run is
-sent, are golden.cluster's; a sweep that the cluster stops on the way (its scheduler
-lost, or a run that kills every worker it is given) raises ClusterFailure.
+The runner is given values, an :class:`~golden.experiments.Experiment`, a protocol and
+a :class:`~golden.store.Store`, and looks nothing up by name. Without an address,
+:func:`sweep` starts a ``LocalCluster`` with one single-threaded worker process per
+core and no dashboard. With ``--scheduler tcp://HOST:8786`` (or ``GOLDEN_SCHEDULER``)
+it sends the same runs to an existing cluster. Workers only train and return
+histories; the driver alone writes records, each as its run finishes, so a killed sweep
+loses at most the runs in flight and the next sweep resumes from the records. A run on
+a worker that dies is rescheduled by Dask on another worker; nothing of it reaches the
+store until it finishes. The cluster, and its checks before any run is sent, are
+golden.cluster's; a sweep that the cluster stops on the way (its scheduler lost, or a
+run that kills every worker it is given) raises ClusterFailure.
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ import torch
 from golden import settings
 from golden.cluster import ClusterFailure, cluster_client, scheduler_address
 from golden.data import splits
-from golden.experiments import experiment
+from golden.experiments import Experiment
 from golden.files import prove_writable
-from golden.protocols import EVAL_COST, THREADS_PER_RUN, ExperimentError, Protocol
+from golden.protocols import (
+    EVAL_COST,
+    THREADS_PER_RUN,
+    ExperimentError,
+    Protocol,
+    replicates_text,
+)
 from golden.store import Store, run_id
 from golden.train import TrainConfig, train
 
@@ -36,8 +43,8 @@ def checkpoint_folder(quick_data: bool) -> Path:
 
 
 def checkpoint_path(config: TrainConfig, quick_data: bool) -> Path:
-    """Where a run that longer runs continue keeps its end state (a cache, never a
-    result)."""
+    """Where a run that longer runs continue keeps its end state: a cache, never a
+    result."""
     return checkpoint_folder(quick_data) / f"{run_id(config)}.pt"
 
 
@@ -55,8 +62,8 @@ def prepare_checkpoints(quick_data: bool) -> None:
 
 
 def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> dict:
-    """Train one configuration with the runner's thread setting; the history as a plain
-    dict."""
+    """Train one configuration with the runner's thread setting; its history as a
+    plain dict."""
     torch.set_num_threads(THREADS_PER_RUN)
     data = splits(config.dataset, quick_data, config.fold, config.data_fraction)
     checkpoint = checkpoint_path(config, quick_data) if continues else None
@@ -64,29 +71,29 @@ def run_one(config: TrainConfig, quick_data: bool, continues: bool = False) -> d
 
 
 def sweep(
-    experiment_name: str,
+    experiment: Experiment,
     proto: Protocol,
+    store: Store,
+    *,
     workers: int | None = None,
     progress: bool | None = None,
     scheduler: str | None = None,
-    store: Store | None = None,
     processes: bool = True,
 ) -> Path:
-    """Run every unfinished run of an experiment; each record is written as its run
-    finishes."""
+    """Run every unfinished run of ``experiment`` into ``store``, which also holds the
+    results it is promoted from; each record is written as its run finishes."""
     from dask.distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
     scheduler = scheduler_address(scheduler)
-    store = store or Store.default()
-    exp = experiment(experiment_name)
-    configs = exp.configs(proto)
-    folder = store.folder(experiment_name, proto)
+    name = experiment.name
+    configs = experiment.configs(proto, store)
+    folder = store.folder(name, proto)
     store.prepare(folder, configs)
     todo = store.pending(configs, folder)
     if not todo:
         return folder
-    if exp.continues:
+    if experiment.continues:
         prepare_checkpoints(proto.quick_data)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     with (
@@ -95,7 +102,7 @@ def sweep(
             total=len(todo),
             disable=None if progress is None else not progress,
             unit="run",
-            desc=f"{experiment_name} / {proto.name}",
+            desc=f"{name} / {proto.name}",
         ) as bar,
     ):
         futures = [
@@ -103,15 +110,15 @@ def sweep(
                 run_one,
                 config,
                 proto.quick_data,
-                exp.continues,
+                experiment.continues,
                 pure=False,
-                key=f"{experiment_name}-{proto.name}-{run_id(config)}-{time.time_ns()}",
+                key=f"{name}-{proto.name}-{run_id(config)}-{time.time_ns()}",
             )
             for config in todo
         ]
         try:
             for future in as_completed(futures):
-                store.write(folder, future.result(), proto, experiment_name)
+                store.write(folder, future.result(), proto, name)
                 bar.update()
         except CancelledError:  # Dask cancels every run when the scheduler is lost
             where = f"at {scheduler}" if scheduler else "of the local cluster"
@@ -128,33 +135,28 @@ def sweep(
 
 
 def plan(
-    experiment_name: str,
-    proto: Protocol,
-    rate: float,
-    cores: int,
-    store: Store | None = None,
+    experiment: Experiment, proto: Protocol, store: Store, rate: float, cores: int
 ) -> str:
     """What a sweep would run, before it runs: runs, epochs, what is stored, and
     core-hours at ``rate`` trained images per second on one core."""
-    store = store or Store.default()
-    exp = experiment(experiment_name)
-    configs = exp.configs(proto)
-    todo = store.pending(configs, store.folder(experiment_name, proto))
+    configs = experiment.configs(proto, store)
+    todo = store.pending(configs, store.folder(experiment.name, proto))
     data = splits(proto.dataset, proto.quick_data, -1, proto.data_fraction)
     epoch_s = (len(data.train) + EVAL_COST * (len(data.val) + len(data.test))) / rate
     epochs = sum(config.epochs for config in todo)
     hours = epochs * epoch_s / 3600
     lengths = "/".join(str(n) for n in sorted({config.epochs for config in configs}))
-    folds = exp.cross_validated or proto.cross_validation
+    folds = experiment.cross_validated or proto.cross_validation
+    replicates = replicates_text(sorted({c.seed for c in configs}), folds)
     return "\n".join(
         [
             (
-                f"{experiment_name} under protocol '{proto.name}' "
+                f"{experiment.name} under protocol '{proto.name}' "
                 f"[{proto.digest()}]: {proto.data_line()}"
             ),
             (
                 f"  runs: {len(configs)} of {lengths} epochs, "
-                f"{proto.replicates_line(folds)}; {len(configs) - len(todo)} stored, "
+                f"{replicates}; {len(configs) - len(todo)} stored, "
                 f"{len(todo)} to run ({epochs:,} epochs)"
             ),
             (

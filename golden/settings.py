@@ -1,4 +1,5 @@
-"""Where things live and which mode we run in, resolved once from the environment.
+"""Where things live and which mode we run in, read from the environment at each call,
+so that a test or a script may change a variable between two commands.
 
 Environment variables (documented in README.md):
 
@@ -11,7 +12,8 @@ Environment variables (documented in README.md):
   ``FashionMNIST/raw/``); default: where Debian's ``dataset-fashion-mnist`` puts them.
 * ``GOLDEN_DATA_HOME``  golden's own data folder, where the files are copied;
   default: ``~/.cache/golden``.
-* ``GOLDEN_RESULTS``  where experiment results are stored; default: ``results/``.
+* ``GOLDEN_RESULTS``  where experiment results are stored; default: ``results/``. A
+  command's ``--results DIR`` names another folder for that command alone.
 
 A folder variable set but empty is an error, not the default: ``GOLDEN_RESULTS=$DIR``
 with ``DIR`` unset would otherwise write records into the wrong folder.
@@ -84,25 +86,24 @@ def data_source(variable: str) -> Path | None:
 
 
 def data_home() -> Path:
-    """golden's own data folder; the source files are never modified, only copied
-    here."""
+    """golden's own data folder, where the source files are copied (never modified)."""
     return _folder("GOLDEN_DATA_HOME") or Path("~/.cache/golden").expanduser()
 
 
 def checkpoints_dir() -> Path:
-    """End states of runs that longer runs continue (successive halving): a cache, not
-    results."""
+    """End states of the runs that longer runs continue (successive halving): a cache,
+    not results."""
     return data_home() / "checkpoints"
 
 
 def figures_dir() -> Path:
-    """Full-mode figures go to ``figures/`` (committed); quick-mode ones to
-    ``figures/quick/``."""
+    """Where figures go: ``figures/`` in full mode (committed), ``figures/quick/`` in
+    quick mode."""
     folder = REPO_ROOT / "figures"
     return folder / "quick" if quick_mode() else folder
 
 
 def results_dir() -> Path:
-    """Stored experiment results (plain JSON), written only by
-    :mod:`golden.experiments`."""
+    """The folder of stored experiment results (plain JSON, written only by
+    :mod:`golden.runner`); :meth:`golden.store.Store.default` is its one reader."""
     return _folder("GOLDEN_RESULTS") or REPO_ROOT / "results"

@@ -121,8 +121,7 @@ def _check_run(run, config: TrainConfig) -> None:
 
 
 def _short(number: float) -> str:
-    """``{:g}`` where it round-trips (0.01 -> '0.01'), the full repr where it does
-    not."""
+    """``{:g}`` where it round-trips (0.01 -> '0.01'), else the full repr."""
     text = f"{number:g}"
     return text if float(text) == number else repr(number)
 
@@ -152,8 +151,8 @@ def _checksum(payload: dict) -> str:
 
 
 def _finite(value):
-    """``value`` with every non-finite float replaced by None: strict JSON has no
-    Infinity."""
+    """``value`` with every non-finite float replaced by None, as strict JSON has no
+    Infinity to write."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -196,14 +195,15 @@ def provenance(
 
 
 class Store:
-    """Records under ``root``; see the module's docstring for what makes a record
-    count."""
+    """Records under ``root`` (the module's docstring says what makes one count)."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
     @classmethod
     def default(cls) -> "Store":
+        """The store of ``GOLDEN_RESULTS``, else ``results/``: the one place the default
+        is resolved; everything else is given a store."""
         return cls(settings.results_dir())
 
     def folder(self, experiment_name: str, proto: Protocol) -> Path:
@@ -213,14 +213,15 @@ class Store:
         return folder / f"{run_id(config)}.json"
 
     def prepare(self, folder: Path, configs: list[TrainConfig]) -> None:
-        """Fail in one line, before any training, if the runs' records could not be
-        written."""
+        """Fail in one line, before any training, if a record of ``configs`` could
+        not be written in ``folder``."""
         try:
             prove_writable(folder)
         except OSError as error:
             raise ExperimentError(
                 f"cannot write results to {folder} ({error.strerror or error}): "
-                "make it writable or set GOLDEN_RESULTS to a folder you can write"
+                "make it writable, or choose a folder you can write with --results "
+                "or GOLDEN_RESULTS"
             ) from None
         for config in configs:
             path = self.path(folder, config)
@@ -274,8 +275,7 @@ class Store:
         return path
 
     def read(self, path: Path) -> dict | None:
-        """The record at ``path``, or None if it does not count (see the module's
-        docstring)."""
+        """The record at ``path``, or None if it does not count (see the module)."""
         try:
             return self.check(path)
         except NotARecord:
@@ -332,11 +332,8 @@ class Store:
                 )
                 continue
             run = record["run"]
-            # records from before a field existed
-            run["config"] = {
-                **DEFAULTS,
-                **run["config"],
-            }
+            # a record made before a field existed holds that field's default
+            run["config"] = {**DEFAULTS, **run["config"]}
             run["train_loss"] = [
                 math.inf if loss is None else loss for loss in run["train_loss"]
             ]

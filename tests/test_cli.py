@@ -55,10 +55,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(golden.data, "splits", refuse_data)
     # bound there at import
     monkeypatch.setattr(golden.experiments, "splits", refuse_data)
-    # `sweep --lrs` registers a 'custom' experiment: keep that out of the real registry
-    monkeypatch.setattr(
-        golden.experiments, "EXPERIMENTS", dict(golden.experiments.EXPERIMENTS)
-    )
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
@@ -126,6 +122,14 @@ def test_empty_custom_grid_is_refused(capsys):
     assert_one_line_error(
         capsys, ["sweep", "grid", "--lrs", ",", "--workers", "1"], "empty"
     )
+
+
+@pytest.mark.parametrize("command", ["sweep grid", "figures", "unpack x.tar.gz"])
+def test_an_empty_results_folder_is_refused(capsys, command):
+    """``--results "$DIR"`` with DIR unset names no folder: refused, as an empty
+    GOLDEN_RESULTS is, never read as the working directory."""
+    argv = [*command.split(), "--results", ""]
+    assert_one_line_error(capsys, argv, "the results folder is empty")
 
 
 def test_top_level_hint_names_the_right_command(capsys):

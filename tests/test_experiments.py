@@ -1,5 +1,5 @@
-"""Checks of golden.experiments (protocols, the catalogue, promotion, summaries) and
-golden.stats.
+"""Checks of golden.experiments (protocols, the catalogue, promotion from the store
+it is given) and golden.stats.
 
 The store and the sweeps are checked in test_store.py and test_runner.py.
 """
@@ -116,7 +116,7 @@ def test_a_grid_point_is_one_point_however_often_and_however_it_is_written():
     assert pairs == [(0.1, 0.0), (0.1, 0.9), (0.01, 0.0), (0.01, 0.9)]
     assert all(math.copysign(1, m) == 1 for _, m in pairs)
     configs = ex.Experiment(
-        "custom", lambda p: ex.as_variants(pairs), lambda p: 1
+        "custom", lambda p, store: ex.as_variants(pairs), lambda p: 1
     ).configs(ex.PROTOCOLS["quick"])
     assert len({run_id(config) for config in configs}) == len(configs) == 8
 
@@ -184,7 +184,18 @@ def test_promotion_ranks_pairs_with_all_seeds_diverged_last():
     ]
 
 
-def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeypatch):
+class RecordsOf:
+    """A stand-in store: the runs of each experiment, by name, whatever the
+    protocol."""
+
+    def __init__(self, stored: dict[str, list[dict]]):
+        self.stored = stored
+
+    def load(self, name, proto) -> list[dict]:
+        return self.stored.get(name, [])
+
+
+def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one():
     """Rung 1 takes the golden, the common and the 6 best grid pairs; rung 2 the golden,
     the common and the 4 best of rung 1; both run folds 0, 1, 2 at 10 and 30 epochs
     (book)."""
@@ -195,9 +206,9 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
         for seed in book.seeds
     ]
     stored = {"grid": grid}
-    monkeypatch.setattr(ex, "load_records", lambda name, proto: stored.get(name, []))
-    rung1 = ex.EXPERIMENTS["contenders10"].configs(book)
-    pairs1 = ex.contender_pairs(book, 0)
+    store = RecordsOf(stored)
+    rung1 = ex.EXPERIMENTS["contenders10"].configs(book, store)
+    pairs1 = ex.contender_pairs(book, store, 0)
     assert pairs1[:2] == [ex.GOLDEN_PAIR, ex.COMMON_PAIR] and len(pairs1) == 8
     assert (
         pairs1[2:]
@@ -208,7 +219,7 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
     }
     assert len(rung1) == 24 and run_id(rung1[0]) == "lr0.016_m0.874_f0_s0"
     with pytest.raises(ExperimentError, match="finished contenders10"):
-        ex.EXPERIMENTS["contenders30"].configs(book)
+        ex.EXPERIMENTS["contenders30"].configs(book, store)
     score = lambda lr, m: lr + m / 100  # noqa: E731 - distinct for every pair
     rung1_runs = [
         run(c.lr, c.momentum, c.seed, 0.5, score(c.lr, c.momentum), 0.1) for c in rung1
@@ -219,18 +230,61 @@ def test_contender_rungs_promote_from_the_stored_grid_then_from_rung_one(monkeyp
     ]
     # not a rung-1 run: left out
     stored["contenders10"].append(run(0.2, 0.925, 0, 1.0, 1.0, 0.1))
-    rung2 = ex.EXPERIMENTS["contenders30"].configs(book)
+    rung2 = ex.EXPERIMENTS["contenders30"].configs(book, store)
     ranked = sorted(pairs1[2:], key=lambda pair: -score(*pair))
-    assert ex.contender_pairs(book, 1) == [ex.GOLDEN_PAIR, ex.COMMON_PAIR, *ranked[:4]]
+    assert ex.contender_pairs(book, store, 1) == [
+        ex.GOLDEN_PAIR,
+        ex.COMMON_PAIR,
+        *ranked[:4],
+    ]
     assert len(rung2) == 18 and {(c.epochs, c.fold) for c in rung2} == {
         (30, k) for k in (0, 1, 2)
     }
 
 
-def test_long_run_needs_the_finished_grid(monkeypatch):
-    monkeypatch.setattr(ex, "load_records", lambda name, proto: [])
+def test_long_run_needs_the_finished_grid():
     with pytest.raises(ExperimentError, match="finished grid"):
-        ex.long_run_pairs(ex.PROTOCOLS["book"])
+        ex.long_run_pairs(ex.PROTOCOLS["book"], RecordsOf({}))
+
+
+def test_promotion_reads_the_store_it_is_given_and_no_other(tmp_path, monkeypatch):
+    """The grid stored in the default folder does not promote anything for a sweep given
+    another store, and without a store there is nothing to promote from."""
+    quick = ex.PROTOCOLS["quick"]
+    grid = ex.EXPERIMENTS["grid"]
+    default = Store(tmp_path / "default")
+    monkeypatch.setenv("GOLDEN_RESULTS", str(default.root))
+    folder = default.folder("grid", quick)
+    default.prepare(folder, [])
+    for config in grid.configs(quick):
+        history = {
+            "config": dataclasses.asdict(config),
+            "train_loss": [0.5],
+            "val_acc": [0.9],
+            "test_acc": [0.9],
+            "diverged": False,
+            "wall_time_s": 1.0,
+        }
+        default.write(folder, history, quick, "grid")
+    long = ex.EXPERIMENTS["long"]
+    assert len(long.configs(quick, default)) == 5 * len(quick.seeds)
+    with pytest.raises(ExperimentError, match="needs the finished grid"):
+        long.configs(quick, Store(tmp_path / "other"))
+    with pytest.raises(ExperimentError, match="give it the store"):
+        long.configs(quick)
+
+
+def test_the_training_runs_are_two_pairs_from_one_seed():
+    """The golden pair as derived and the common pair, seed 0 under every protocol: 5
+    epochs on the full split, 1 on the quick subset."""
+    training = ex.EXPERIMENTS["training"]
+    for name, epochs in (("book", 5), ("quick", 1), ("paper", 5)):
+        configs = training.configs(ex.PROTOCOLS[name])
+        assert [(c.lr, c.momentum) for c in configs] == [
+            (ex.theory.ETA, ex.theory.ALPHA),
+            ex.COMMON_PAIR,
+        ]
+        assert {(c.seed, c.epochs) for c in configs} == {(0, epochs)}
 
 
 # ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import golden.store
 import golden.train
 from golden import cli, figures, plots, runner, settings
 from golden.data import NOISE_SEED_BASE, load_raw, with_label_noise
-from golden.experiments import PROTOCOLS, THREADS_PER_RUN, Experiment
+from golden.experiments import PROTOCOLS, THREADS_PER_RUN
 from golden.store import Store, run_id
 from golden.train import SEEDS, ConfigError, TrainConfig
 from test_cli import TINY_DATA, exit_status
@@ -62,10 +62,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GOLDEN_MNIST_SOURCE", str(tmp_path / "empty"))
     monkeypatch.setattr(golden.data, "splits", refuse_data)
     monkeypatch.setattr(runner, "splits", refuse_data)  # bound there at import
-    # `sweep --lrs` registers a 'custom' experiment: keep that out of the real registry
-    monkeypatch.setattr(
-        golden.experiments, "EXPERIMENTS", dict(golden.experiments.EXPERIMENTS)
-    )
     REAL_SPLITS.cache_clear()
     threads = torch.get_num_threads()
     yield
@@ -494,13 +490,13 @@ def storing_sweep(trained: list[TrainConfig]):
     """Stands in for runner.sweep: the driver's part of a sweep (check the store, write
     a record per pending run), each run's training replaced by made_up_history."""
 
-    def sweep(name, proto, store, **options):
-        folder = store.folder(name, proto)
-        configs = golden.experiments.experiment(name).configs(proto)
+    def sweep(experiment, proto, store, **options):
+        folder = store.folder(experiment.name, proto)
+        configs = experiment.configs(proto, store)
         store.prepare(folder, configs)
         for config in store.pending(configs, folder):
             trained.append(config)
-            store.write(folder, made_up_history(config), proto, name)
+            store.write(folder, made_up_history(config), proto, experiment.name)
         return folder
 
     return sweep
@@ -524,6 +520,21 @@ def test_a_grid_point_given_twice_is_trained_and_counted_once(
     assert f"custom: 2 of 2 runs stored in {folder}" in capsys.readouterr().out
 
 
+def test_results_names_the_store_a_sweep_writes_and_counts(
+    capsys, monkeypatch, tmp_path
+):
+    """--results DIR is the one store of the sweep: its records go there, its count is
+    read there, and the default folder ($GOLDEN_RESULTS) is left alone."""
+    monkeypatch.setattr(runner, "sweep", storing_sweep([]))
+    chosen = tmp_path / "chosen"
+    argv = "sweep grid --protocol quick --lrs 0.1 --momenta 0.5 --results".split()
+    assert exit_status([*argv, str(chosen)]) == 0
+    folder = Store(chosen).folder("custom", PROTOCOLS["quick"])
+    assert f"custom: 2 of 2 runs stored in {folder}" in capsys.readouterr().out
+    assert len(Store(chosen).load("custom", PROTOCOLS["quick"])) == 2
+    assert not (tmp_path / "results").exists()
+
+
 def read_only(*args, **kwargs):
     raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
@@ -536,7 +547,7 @@ def test_a_results_folder_turning_read_only_mid_sweep_is_one_line(
     intact, nothing else in the folder."""
     sweep, file_system = storing_sweep([]), pytest.MonkeyPatch()
 
-    def sweep_turning_read_only(name, proto, store, **options):
+    def sweep_turning_read_only(experiment, proto, store, **options):
         write = store.write
 
         def write_then_turn_read_only(*args):
@@ -546,7 +557,7 @@ def test_a_results_folder_turning_read_only_mid_sweep_is_one_line(
             return path
 
         store.write = write_then_turn_read_only
-        return sweep(name, proto, store, **options)
+        return sweep(experiment, proto, store, **options)
 
     monkeypatch.setattr(runner, "sweep", sweep_turning_read_only)
     try:
@@ -579,14 +590,12 @@ def test_a_checkpoints_folder_that_is_a_file_is_one_line_before_training(
     that is a regular file is found before any cluster starts."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "checkpoints").write_text("not a folder\n")
-    one_pair = Experiment(
-        "contenders10",
-        lambda proto: golden.experiments.as_variants([(0.1, 0.5)]),
-        lambda proto: 1,
-        cross_validated=True,
-        continues=True,
-    )  # rung 1 without the stored grid it is promoted from
-    monkeypatch.setitem(golden.experiments.EXPERIMENTS, "contenders10", one_pair)
+    quick, store = PROTOCOLS["quick"], Store(tmp_path / "results")
+    grid = golden.experiments.experiment("grid")
+    folder = store.folder("grid", quick)  # the grid rung 1 is promoted from, made up
+    store.prepare(folder, [])
+    for config in grid.configs(quick):
+        store.write(folder, made_up_history(config), quick, "grid")
     monkeypatch.setattr(runner, "cluster_client", refuse_cluster)
     before = files_under(tmp_path)
     assert_fault(
@@ -648,7 +657,7 @@ def test_a_figures_folder_that_fails_mid_way_is_one_line(capsys, monkeypatch, tm
         "second.png (Read-only file system)",
         "1 of the 3 figures were written and are kept",
     )
-    assert drawn == ["first", "second"] and out == ""
+    assert drawn == list(names) and out == ""  # all drawn before the first is written
     assert [path.name for path in (tmp_path / "figures").iterdir()] == ["first.png"]
 
 

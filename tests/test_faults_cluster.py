@@ -48,12 +48,11 @@ DEADLINE_S = 300  # a safety limit for any wait below, far above what each takes
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Results in tmp_path, no scheduler from the environment, MNIST never loaded in
-    this process, and the 'custom' experiment kept out of the real registry."""
+    """Results in tmp_path, no scheduler from the environment, and MNIST never loaded
+    in this process."""
     monkeypatch.setenv("GOLDEN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("GOLDEN_SCHEDULER", "")
     monkeypatch.setattr(golden.data, "splits", refuse_data)
-    monkeypatch.setattr(ex, "EXPERIMENTS", dict(ex.EXPERIMENTS))
 
 
 def environment(tmp_path: Path) -> dict:
@@ -329,7 +328,7 @@ def stored_record(tmp_path: Path) -> tuple[list[TrainConfig], Path]:
     data: the store only checks that it is the record of that configuration)."""
     pairs = ex.grid_pairs([0.05], [0.5])
     configs = ex.Experiment(
-        "custom", lambda _: ex.as_variants(pairs), lambda p: p.epochs
+        "custom", lambda p, store: ex.as_variants(pairs), lambda p: p.epochs
     ).configs(QUICK)
     store = Store(tmp_path / "results")
     folder = store.folder("custom", QUICK)

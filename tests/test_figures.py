@@ -72,3 +72,36 @@ def test_an_unknown_figure_is_one_line_and_status_2(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "unknown figure 'no_such_figure'" in error
     assert not list(tmp_path.iterdir())
+
+
+def refuse_to_train(*args, **kwargs):
+    raise AssertionError("python -m golden figures must train nothing")
+
+
+def test_figures_without_records_is_one_line_naming_the_sweep(
+    tmp_path, capsys, monkeypatch
+):
+    """An empty results folder: one line naming the command that computes the missing
+    records, status 2, nothing written, and no run started (quick mode, where a chapter
+    would train the quick fallback)."""
+    monkeypatch.setattr("golden.runner.sweep", refuse_to_train)
+    out_folder = tmp_path / "out"
+    argv = ["figures", "--results", str(tmp_path / "empty"), "--out", str(out_folder)]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("golden: error: "), err
+    assert "python -m golden sweep training --protocol book" in err
+    assert out == "" and not list(out_folder.iterdir())
+
+
+def test_the_figures_command_draws_every_figure_from_the_records_alone(
+    tmp_path, capsys, monkeypatch
+):
+    """From the committed records, every figure is written and no run is trained."""
+    monkeypatch.setattr("golden.runner.sweep", refuse_to_train)
+    monkeypatch.setattr("golden.runner.run_one", refuse_to_train)
+    assert cli.main(["figures", "--out", str(tmp_path)]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(written) == sorted(
+        str(tmp_path / f"{name}.png") for name in figures.registry()
+    )

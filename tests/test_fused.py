@@ -222,14 +222,11 @@ LIMIT = 1e9  # seconds on the test's clock
 
 
 @pytest.fixture
-def pairs(monkeypatch):
+def pairs():
     """Experiment "pairs": the golden and the common pair, seeds 0 and 1."""
-    monkeypatch.setitem(
-        ex.EXPERIMENTS,
-        "pairs",
-        Experiment("pairs", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs),
+    return Experiment(
+        "pairs", lambda proto, store: ex.as_variants(PAIRS), lambda p: p.epochs
     )
-    return "pairs"
 
 
 @pytest.fixture(scope="module")
@@ -237,15 +234,10 @@ def swept(tmp_path_factory):
     """One quick fused sweep of the two pairs, archived: (store, written, archive)."""
     root = tmp_path_factory.mktemp("swept")
     store = Store(root / "results")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(
-            ex.EXPERIMENTS,
-            "pairs",
-            Experiment("pairs", lambda proto: ex.as_variants(PAIRS), lambda p: 1),
-        )
-        written = fused_runner.run(
-            [("pairs", QUICK)], store=store, archive=root / "out", progress=False
-        )
+    pairs = Experiment("pairs", lambda proto, store: ex.as_variants(PAIRS), lambda p: 1)
+    written = fused_runner.run(
+        [(pairs, QUICK)], store, archive=root / "out", progress=False
+    )
     (archive,) = (root / "out").glob("*.tar.gz")
     return store, written, archive
 
@@ -322,7 +314,7 @@ def test_a_time_limit_stops_before_a_group_and_the_same_sweep_resumes(
     assert not second.stopped and len(second.written) == 2 and len(trained) == 2
     assert {seed for _, seed in trained[0]} != {seed for _, seed in trained[1]}
     assert all(path.read_bytes() == data for path, data in before.items())
-    assert len(store.load(pairs, QUICK)) == 4
+    assert len(store.load(pairs.name, QUICK)) == 4
 
 
 def test_on_a_gpu_lanes_fill_its_memory_and_a_share_of_the_time_limit(monkeypatch):
@@ -352,8 +344,8 @@ def test_a_sweep_of_two_folds_as_one_network_agrees_with_one_at_a_time(
     monkeypatch.setattr(fused_runner, "device_memory", lambda device: 2**40)
     outcome = fused_runner.sweep(pairs, QUICK, store=Store(tmp_path), progress=False)
     assert len(outcome.written) == 4
-    together = Store(tmp_path).load(pairs, QUICK)
-    apart = swept[0].load(pairs, QUICK)
+    together = Store(tmp_path).load(pairs.name, QUICK)
+    apart = swept[0].load(pairs.name, QUICK)
     for run, alone in zip(together, apart):
         assert run["config"] == alone["config"]
         assert run["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-5)

@@ -1,14 +1,17 @@
-"""Checks of golden.report: the header says what the runs ran, the tables are Markdown
-and
-the labels name the book's pairs."""
+"""Checks of golden.report: the header says what the runs ran, the tables are Markdown,
+the labels name the book's pairs, and loading decides between stored records, the quick
+fallback and an error naming the sweep, training only when it may."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from factories import make_run
 from golden import experiments, report
 from golden.protocols import protocol
+from golden.store import Store
 
 
 def test_the_header_reads_the_runs_not_the_protocol_defaults():
@@ -67,3 +70,58 @@ def test_a_study_stamps_its_experiment_and_protocol():
 def test_one_epoch_is_singular():
     text = report.header("breakeven", protocol("book"), [make_run(epochs=1)])
     assert "  1 run of 1 epoch, seeds 0" in text
+
+
+def store_with_quick_training(root) -> Store:
+    """A store holding the training experiment's quick records (made up) alone."""
+    store, quick = Store(root), protocol("quick")
+    folder = store.folder("training", quick)
+    store.prepare(folder, [])
+    for config in experiments.experiment("training").configs(quick):
+        history = {
+            "config": dataclasses.asdict(config),
+            "train_loss": [0.5],
+            "val_acc": [0.9],
+            "test_acc": [0.9],
+            "diverged": False,
+            "wall_time_s": 1.0,
+        }
+        store.write(folder, history, quick, "training")
+    return store
+
+
+def refuse_to_train(*args, **kwargs):
+    raise AssertionError("loading that may not train started a sweep")
+
+
+def test_reading_only_takes_quick_records_in_quick_mode_alone(tmp_path, monkeypatch):
+    """Without the book's records, what may only be read shows the quick records in
+    quick mode, and in full mode names the sweep that makes the book's; never trains."""
+    monkeypatch.setattr("golden.runner.sweep", refuse_to_train)
+    store = store_with_quick_training(tmp_path)
+    monkeypatch.setenv("GOLDEN_QUICK", "1")
+    study = report.load("training", store=store, compute=False)
+    assert study.fell_back and study.proto == protocol("quick") and study.store is store
+    monkeypatch.setenv("GOLDEN_QUICK", "0")
+    with pytest.raises(report.RecordsMissing) as missing:
+        report.load("training", store=store, compute=False)
+    assert str(missing.value) == (
+        f"the records of training are not stored in {tmp_path}: compute them with "
+        "python -m golden sweep training --protocol book"
+    )
+    assert study == report.load("training", store=store)  # a chapter reads them
+
+
+def test_stored_only_is_the_store_and_the_rule_of_the_loads_within(
+    tmp_path, monkeypatch
+):
+    """Within stored_only(store), a load with no arguments reads that store and trains
+    nothing; after it, loads train again (the quick fallback of a chapter)."""
+    monkeypatch.setattr("golden.runner.sweep", refuse_to_train)
+    empty = Store(tmp_path / "empty")
+    with report.stored_only(empty):
+        with pytest.raises(report.RecordsMissing, match="contenders10 --protocol book"):
+            report.load("contenders30")
+    assert report.SOURCE.get() == report.Source()
+    with pytest.raises(AssertionError, match="started a sweep"):
+        report.load("training", store=empty)

@@ -47,21 +47,17 @@ def without_time(run: dict) -> dict:
     return {key: value for key, value in run.items() if key != "wall_time_s"}
 
 
-def test_the_embedded_cluster_makes_the_records_of_the_in_process_runner(
-    tmp_path, monkeypatch
-):
+def test_the_embedded_cluster_makes_the_records_of_the_in_process_runner(tmp_path):
     """Two worker processes of the default local cluster; each record equals, bit for
     bit, the history run_one makes in this process for the same configuration."""
-    monkeypatch.setitem(
-        ex.EXPERIMENTS,
-        "pairs",
-        Experiment("pairs", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs),
+    pairs = Experiment(
+        "pairs", lambda proto, store: ex.as_variants(PAIRS), lambda p: p.epochs
     )
     store = Store(tmp_path / "results")
-    folder = runner.sweep("pairs", QUICK_CNN, workers=2, progress=False, store=store)
+    folder = runner.sweep(pairs, QUICK_CNN, store, workers=2, progress=False)
     runs = store.load("pairs", QUICK_CNN)
     assert len(runs) == 4 and sorted(p.stem for p in folder.glob("*.json")) == sorted(
-        run_id(c) for c in ex.experiment("pairs").configs(QUICK_CNN)
+        run_id(c) for c in pairs.configs(QUICK_CNN)
     )
     threads = torch.get_num_threads()
     try:

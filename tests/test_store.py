@@ -88,16 +88,14 @@ class InterruptedStore(Store):
 
 
 REAL_RUN_ONE = runner.run_one
+TINY_EXPERIMENT = Experiment(
+    "tiny", lambda proto, store: ex.as_variants(PAIRS), lambda p: p.epochs
+)
 
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> Store:
-    """A tiny experiment 'tiny' on synthetic data; a store under tmp_path."""
-    monkeypatch.setitem(
-        ex.EXPERIMENTS,
-        "tiny",
-        Experiment("tiny", lambda proto: ex.as_variants(PAIRS), lambda p: p.epochs),
-    )
+    """Runs on synthetic data; a store under tmp_path."""
     monkeypatch.setattr(runner, "splits", lambda *args: TINY_DATA)
     threads = torch.get_num_threads()  # run_one sets one thread per run
     yield Store(tmp_path / "results")
@@ -110,9 +108,15 @@ def counting(monkeypatch) -> list[TrainConfig]:
     return CALLS
 
 
-def sweep(store: Store) -> Path:
+def sweep(store: Store, experiment: Experiment | None = None) -> Path:
+    """The tiny experiment (or ``experiment``) swept into ``store`` in this process."""
     return runner.sweep(
-        "tiny", TINY, workers=1, progress=False, store=store, processes=False
+        experiment or TINY_EXPERIMENT,
+        TINY,
+        store,
+        workers=1,
+        progress=False,
+        processes=False,
     )
 
 
@@ -120,11 +124,7 @@ def ids(configs) -> list[str]:
     return sorted(run_id(config) for config in configs)
 
 
-ALL_IDS = ids(
-    Experiment("tiny", lambda p: ex.as_variants(PAIRS), lambda p: p.epochs).configs(
-        TINY
-    )
-)
+ALL_IDS = ids(TINY_EXPERIMENT.configs(TINY))
 
 
 def files(folder: Path) -> list[str]:
@@ -165,12 +165,12 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(store, monkeypatch):
         KeyboardInterrupt
     ):  # Ctrl-C as the third record is about to be written
         runner.sweep(
-            "tiny",
+            TINY_EXPERIMENT,
             TINY,
+            InterruptedStore(store.root, interrupt_at=3),
             workers=1,
             progress=False,
             processes=False,
-            store=InterruptedStore(store.root, interrupt_at=3),
         )
     folder = store.folder("tiny", TINY)
     done = {p.name: p.read_bytes() for p in folder.glob("*.json")}
@@ -199,7 +199,7 @@ def test_corrupt_records_are_named_and_rerun(store, monkeypatch):
     alter_a_number(altered)
     # killed before the rename
     interrupted.rename(folder / f".{interrupted.stem}.123.abcd.tmp")
-    configs = ex.experiment("tiny").configs(TINY)
+    configs = TINY_EXPERIMENT.configs(TINY)
     assert store.read(truncated) is None and store.read(altered) is None
     assert ids(store.pending(configs, folder)) == sorted(
         [truncated.stem, altered.stem, interrupted.stem]
@@ -255,12 +255,10 @@ def test_an_intact_record_under_another_name_or_folder_does_not_count(store):
 
 def test_a_diverging_run_is_recorded_as_strict_json(store, monkeypatch):
     pairs = [(DIVERGING_LR, 0.9)] + PAIRS
-    monkeypatch.setitem(
-        ex.EXPERIMENTS,
-        "tiny",
-        Experiment("tiny", lambda proto: ex.as_variants(pairs), lambda p: p.epochs),
+    diverging = Experiment(
+        "tiny", lambda proto, store: ex.as_variants(pairs), lambda p: p.epochs
     )
-    folder = sweep(store)
+    folder = sweep(store, diverging)
     diverged_files = sorted(folder.glob(f"lr{DIVERGING_LR:g}_*.json"))
     assert len(diverged_files) == 2
     for path in diverged_files:
@@ -296,7 +294,7 @@ def test_two_writers_of_one_record_never_leave_it_corrupt(store):
     land whole."""
     folder = store.folder("tiny", TINY)
     store.prepare(folder, [])
-    config = ex.experiment("tiny").configs(TINY)[0]
+    config = TINY_EXPERIMENT.configs(TINY)[0]
     history = REAL_RUN_ONE(config, True)
     threads = [
         threading.Thread(target=store.write, args=(folder, history, TINY, "tiny"))
@@ -329,11 +327,11 @@ def test_an_unwritable_store_fails_before_any_training(store, tmp_path, monkeypa
     blocker.write_text("")
     with pytest.raises(ExperimentError, match="cannot write results to"):
         runner.sweep(
-            "tiny",
+            TINY_EXPERIMENT,
             TINY,
+            Store(blocker / "results"),
             workers=1,
             progress=False,
-            store=Store(blocker / "results"),
             processes=False,
         )
     folder = store.folder("tiny", TINY)
@@ -402,7 +400,7 @@ def made_up_records(store: Store) -> Path:
     """The tiny experiment's four records, with made-up histories (nothing trained)."""
     folder = store.folder("tiny", TINY)
     store.prepare(folder, [])
-    for config in ex.experiment("tiny").configs(TINY):
+    for config in TINY_EXPERIMENT.configs(TINY):
         history = {
             "config": dataclasses.asdict(config),
             "train_loss": [0.9],
@@ -433,7 +431,7 @@ def assert_named_and_skipped(store: Store, path: Path, reason: str) -> None:
     named = [str(w.message) for w in warned if w.category is CorruptRecordWarning]
     assert named == [f"ignored {path}: {reason}"]
     assert snapshot(path.parent) == before
-    configs = ex.experiment("tiny").configs(TINY)
+    configs = TINY_EXPERIMENT.configs(TINY)
     assert [run_id(c) for c in store.pending(configs, path.parent)] == [path.stem]
 
 

@@ -73,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from golden import cli, fused_runner
     from golden.data import DataError, splits
-    from golden.experiments import experiment, protocol
+    from golden.experiments import protocol
     from golden.protocols import ExperimentError
     from golden.settings import SettingsError
+    from golden.store import Store
     from golden.train import ConfigError
 
     start = time.monotonic()
@@ -85,16 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.device == "cuda":
             memory = torch.cuda.get_device_properties(0).total_memory
             print(f"  memory {memory / 2**30:.0f} GiB", flush=True)
-        names = cli.experiment_names(
+        chosen = cli.experiments_of(
             args.experiment, numbers(args.lrs), numbers(args.momenta)
         )
         jobs = [
-            (name, protocol(proto, args.dataset, "fused"))
+            (experiment, protocol(proto, args.dataset, "fused"))
             for proto in args.protocols.split(",")
-            for name in names
+            for experiment in chosen
         ]
-        for name, proto in jobs:
-            first = experiment(name).configs(proto)[0]
+        store = Store.default()
+        for experiment, proto in jobs:
+            first = experiment.configs(proto, store)[0]
             data = splits(
                 proto.dataset, proto.quick_data, first.fold, first.data_fraction
             )
@@ -103,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"val / {len(data.test):,} test images, checksums verified",
                 flush=True,
             )
-            print(fused_runner.plan(name, proto, args.device), flush=True)
+            print(fused_runner.plan(experiment, proto, store, args.device), flush=True)
         print(f"training for at most {args.minutes:g} minutes", flush=True)
         written = fused_runner.run(
-            jobs, args.device, time_limit=60 * args.minutes, archive=Path(args.out)
+            jobs,
+            store,
+            args.device,
+            time_limit=60 * args.minutes,
+            archive=Path(args.out),
         )
     except (ConfigError, ExperimentError, DataError, SettingsError) as error:
         print(f"gpu_run: error: {error}", file=sys.stderr)

@@ -461,10 +461,12 @@ class Halving:
 
 def load() -> Halving:
     """The stored 30-epoch rung (else the quick fallback, see
-    :func:`golden.experiments.stored_or_quick`), its first rung and its grid."""
+    :func:`golden.report.stored_or_quick`), its first rung and its grid."""
     study = report.load("contenders30")
-    rung1 = experiments.finished_runs("contenders10", study.proto, "the contenders")
-    grid = experiments.finished_runs("grid", study.proto, "the contenders")
+    rung1, grid = (
+        experiments.finished_runs(name, study.proto, study.store, "the contenders")
+        for name in ("contenders10", "grid")
+    )
     return Halving(study, tuple(runs_of(rung1)), tuple(runs_of(grid)))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 from scipy import stats
 
-from golden import experiments, plots, report, theory
+from golden import plots, report, theory
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.protocols import replicates_text
 from golden.report import Study, pair_label
@@ -48,7 +48,7 @@ def load_stages(study: Study) -> list[Study]:
     if rung1.proto != study.proto:
         return [study]
     stages = [study, rung1]
-    final = experiments.complete_runs("contenders30", rung1.proto)
+    final = report.complete_runs("contenders30", rung1.proto, rung1.store)
     if final is not None:
         stages.append(Study("contenders30", rung1.proto, tuple(runs_of(final))))
     return stages

@@ -1,8 +1,9 @@
 """The training chapter: the book's protocols, and two short runs from one seed.
 
 The two runs (the golden pair and the common pair, same seed, so the same initial
-weights, batches and dropout masks) are trained on demand, not stored: a few epochs on
-the full split in full mode, one epoch on the quick subset in quick mode.
+weights, batches and dropout masks) are the experiment ``training``, stored by the
+runner like every other: a few epochs on the full split under ``book``, one epoch on
+the quick subset under ``quick``.
 """
 
 from __future__ import annotations
@@ -12,26 +13,23 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 
-from golden import experiments, plots, report, settings, theory
-from golden.data import MnistSplits, splits
+from golden import experiments, plots, report
+from golden.experiments import COMMON_PAIR, TRAINING_PAIRS, TRAINING_SEED
 from golden.results import Run
-from golden.train import TrainConfig, train
+from golden.store import Store
 
-Pair = tuple[float, float]
-PAIRS = {
-    "golden (η, α)": (theory.ETA, theory.ALPHA),
-    f"common {experiments.COMMON_PAIR}": experiments.COMMON_PAIR,
-}
-FULL_EPOCHS, QUICK_EPOCHS = 5, 1
-SEED = 0
+# The two runs as the chapter names them, in the order of the experiment.
+PAIRS = dict(zip(("golden (η, α)", f"common {COMMON_PAIR}"), TRAINING_PAIRS))
 
 
-def protocols_table() -> str:
+def protocols_table(store: Store | None = None) -> str:
     """Every protocol of the runner, what it keeps of the 2024 protocol and how many
-    grid runs of it are stored, then a sentence on the 50% subset."""
+    grid runs of it are stored in ``store`` (default: the one loads read), then a
+    sentence on the 50% subset."""
+    store = report.store_in_force(store)
     rows, half = [], {}
     for proto in experiments.PROTOCOLS.values():
-        stored = len(experiments.load_records("grid", proto))
+        stored = len(store.load("grid", proto))
         if proto.data_fraction < 1:
             half[proto.name] = stored
         size = f"{proto.data_fraction:.0%}" if proto.data_fraction < 1 else "all"
@@ -81,48 +79,19 @@ def subset_note(half: dict[str, int]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class ShortTraining:
-    """The two runs from one seed, by name, and the data they saw."""
-
-    runs: dict[str, Run]
-    train_images: int
-    test_images: int
-
-    @property
-    def epochs(self) -> int:
-        return max(run.config.epochs for run in self.runs.values())
-
-    def protocol(self) -> str:
-        """What the runs were, in one line of at most 88 characters."""
-        return (
-            f"{settings.mode_name()} mode: {self.train_images:,} training images, "
-            f"{self.epochs} epoch(s), batch 64, seed {SEED}, test on "
-            f"{self.test_images:,} images"
-        )
+def load(store: Store | None = None) -> report.Study:
+    """The stored two runs (else the quick fallback, see
+    :func:`golden.report.stored_or_quick`)."""
+    return report.load("training", store=store)
 
 
-def short_training(
-    data: MnistSplits | None = None, epochs: int | None = None, seed: int = SEED
-) -> ShortTraining:
-    """Train the golden and the common pair from ``seed`` (default epochs: 5, or 1 in
-    quick mode) on ``data`` (default: the mode's MNIST split)."""
-    data = data or splits()
-    epochs = epochs or (QUICK_EPOCHS if settings.quick_mode() else FULL_EPOCHS)
-    runs = {
-        name: Run.from_record(
-            train(
-                TrainConfig(lr=lr, momentum=m, epochs=epochs, seed=seed),
-                data,
-                progress=False,
-            ).as_dict()
-        )
-        for name, (lr, m) in PAIRS.items()
-    }
-    return ShortTraining(runs, len(data.train), len(data.test))
+def named_runs(study: report.Study) -> dict[str, Run]:
+    """The study's two runs by the chapter's names, golden first."""
+    by_pair = {run.pair: run for run in study.runs}
+    return {name: by_pair[pair] for name, pair in PAIRS.items()}
 
 
-def runs_table(found: ShortTraining) -> str:
+def runs_table(study: report.Study) -> str:
     """Each run's final training loss and accuracies, and its time."""
     rows = [
         (
@@ -134,7 +103,7 @@ def runs_table(found: ShortTraining) -> str:
             f"{run.final('test_acc'):.4f}",
             f"{run.wall_time_s:.0f}",
         )
-        for name, run in found.runs.items()
+        for name, run in named_runs(study).items()
     ]
     return report.table(
         (
@@ -150,22 +119,21 @@ def runs_table(found: ShortTraining) -> str:
     )
 
 
-def curves_figure(found: ShortTraining | None = None) -> plt.Figure:
+def curves_figure(study: report.Study | None = None) -> plt.Figure:
     """Training loss and test accuracy per epoch of the two runs, stamped."""
-    found = found or short_training()
+    study = study or load()
+    runs = named_runs(study)
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.2))
     for ax, metric, name in (
         (left, "train_loss", "training loss"),
         (right, "test_acc", "test accuracy"),
     ):
         plots.learning_curves(
-            {label: [run.metrics[metric]] for label, run in found.runs.items()},
-            name,
-            ax,
+            {label: [run.metrics[metric]] for label, run in runs.items()}, name, ax
         )
     fig.suptitle("The CNN of the 2024 protocol on MNIST, one seed")
     fig.tight_layout()
-    plots.stamp(fig, found.protocol())
+    plots.stamp(fig, study.stamp(f"seed {TRAINING_SEED}"))
     return fig
 
 
@@ -181,7 +149,7 @@ class Verdict:
 
     def text(self) -> str:
         gap = abs(self.golden - self.common)
-        lead = f"After {self.epochs} epoch(s) from seed {SEED}, "
+        lead = f"After {self.epochs} epoch(s) from seed {TRAINING_SEED}, "
         if self.finding == "diverged":
             lead += "a run diverged, so the two cannot be compared. "
         elif self.finding == "equal":
@@ -205,15 +173,15 @@ class Verdict:
         )
 
 
-def verdict(found: ShortTraining) -> Verdict:
+def verdict(study: report.Study) -> Verdict:
     """Which run ends ahead; a diverged run has no final accuracy (NaN)."""
-    golden, common = found.runs.values()
+    golden, common = named_runs(study).values()
     a, b = (math.nan if r.diverged else r.final("test_acc") for r in (golden, common))
     if golden.diverged or common.diverged:
         finding = "diverged"
     else:
         finding = "equal" if a == b else "golden ahead" if a > b else "common ahead"
-    return Verdict(finding, a, b, found.epochs)
+    return Verdict(finding, a, b, study.epochs)
 
 
 FIGURES = {"training_curves": curves_figure}
