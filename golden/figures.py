@@ -22,6 +22,7 @@ from golden.protocols import ExperimentError
 FIGURE_MODULES = (
     "golden.derivations.momentum",
     "golden.derivations.bayes",
+    "golden.dynamics",
     "golden.studies.training",
     "golden.studies.grid",
     "golden.studies.contenders",
