@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from golden import plots, report, theory
+from golden import plots, theory
 from golden.derivations.effective_step import (
     corrected_rates,
     effective_rate,
@@ -186,6 +186,14 @@ EXPECTED_ORDERS = {
 ORDER_TOLERANCE = 0.25  # a measured order within this of an integer is that order
 
 
+def _table(headers, rows) -> str:
+    """:func:`golden.report.table`, imported here rather than at import: golden.report
+    loads torch, which nothing else in this module needs."""
+    from golden import report
+
+    return report.table(headers, rows)
+
+
 def _title(name: str, momentum: float) -> str:
     return name if "=" in name else f"{name} = {momentum:.4g}"
 
@@ -249,7 +257,7 @@ def orders_table(studies: dict[str, Convergence]) -> str:
         for name, study in studies.items()
     )
     return (
-        report.table(
+        _table(
             [
                 "error of the heavy ball against",
                 *(f"order, {name}" for name in studies),
@@ -395,7 +403,7 @@ def rate_rows(etas: tuple[float, ...] = RATE_ETAS) -> list[RateRow]:
 
 def rate_table(rows: list[RateRow] | None = None) -> str:
     rows = rate_rows() if rows is None else rows
-    return report.table(
+    return _table(
         [
             "momentum",
             "η",
@@ -497,7 +505,7 @@ def pairs_table() -> str:
         ]
         for name, (lr, momentum) in pairs.items()
     ]
-    return report.table(
+    return _table(
         [
             "pair",
             "η",
