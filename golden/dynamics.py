@@ -1,87 +1,42 @@
-"""Heavy-ball momentum in continuous time, and the effective step as a predictor of
-accuracy.
+"""The heavy ball on the effective-step chapter's quadratic, in numbers: its paths
+against the rescaled and the modified flow, the measured orders of convergence, the
+exact slow rate against its first correction, and what the expansion says about the
+golden and the common pair.
 
-Kovachki & Stuart (JMLR 2021) show that fixed-momentum methods follow the gradient flow
-rescaled by 1/(1 - alpha) as the learning rate eta goes to zero, and a modified equation
-at small but finite eta. This module checks both on the quadratic f(x) = x^T H x / 2
-with a diagonal H, where everything can be computed:
-
-* :func:`heavy_ball` runs the update itself (any gradient, numbers or SymPy symbols),
-  and :func:`heavy_ball_quadratic` runs the same recurrence in C for the long runs of
-  small eta;
-* :func:`rescaled_flow` is the exact solution of dx/dt = -grad f(x) / (1 - alpha);
-* :func:`rate_expansion` and :func:`startup_delay` derive, with SymPy, the finite-eta
-  correction from the slow root of the characteristic polynomial, and
-  :func:`modified_flow` evaluates the corrected flow from those SymPy results (nothing
-  is retyped);
-* :func:`convergence_study` measures the largest error over [t0, T] for a sequence of
-  eta, and :func:`convergence_order` fits its order.
-
-The identities behind the chapter's equations are registered in the book's one registry,
-:data:`golden.identities.IDENTITIES`, built on first use (the SymPy series take
-seconds), and are proved next to each labelled equation by :func:`check`.
-
-The last part, :func:`predictive_measures`, asks how much of a grid's accuracy the
-effective step eta / (1 - alpha) alone explains. It takes one row per grid pair (the
-pair, its accuracies, its mean and interval), built by
-:mod:`golden.studies.effective_lr`, and does not import torch.
+:func:`heavy_ball_quadratic` runs the update on f(x) = x^T H x / 2 with a diagonal H;
+the flows and rates it is measured against are those derived in
+:mod:`golden.derivations.effective_step`. :func:`convergence_study` measures the
+largest error over [t0, T] for a sequence of eta and fits its order. The figures and
+tables are the chapter's; each check that decides a sentence of the chapter is a value
+whose prose is built from its numbers (:class:`Orders`, :class:`RateCheck`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from functools import lru_cache
-from typing import Callable, Sequence
+import textwrap
+from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
-import sympy as sp
 
-from golden import identities, theory
-from golden.derivations.momentum import (
-    alpha,
-    eta,
-    free_gradient,
-    gradients,
-    h,
-    momentum_weights,
-    quadratic_gradient,
-    w0,
+from golden import plots, theory
+from golden.derivations.effective_step import (
+    corrected_rates,
+    effective_rate,
+    modified_flow,
+    rescaled_flow,
 )
-from golden.identities import Identity, register
-
-__all__ = ["quadratic_gradient"]  # re-exported: the gradient the heavy ball runs on
 
 # ----------------------------------------------------------------------- the heavy ball
-
-
-def heavy_ball(gradient: Callable, x0, eta_value, alpha_value, steps: int) -> list:
-    """Positions x_0, ..., x_steps of
-    x_{k+1} = x_k - eta grad(x_k) + alpha (x_k - x_{k-1}), with x_{-1} = x_0.
-
-    ``gradient(k, x)`` is the gradient used at step k (counted from 1) at position x,
-    the convention of :func:`golden.derivations.momentum.momentum_weights` (for instance
-    :func:`~golden.derivations.momentum.quadratic_gradient`). Plain arithmetic only, so
-    the same code runs on numpy arrays and on SymPy symbols (the chapter proves it
-    equals Eq. 32). Starting at rest (x_{-1} = x_0) is what an optimizer with a zero
-    momentum buffer does.
-    """
-    positions = [x0]
-    previous = x0
-    for k in range(1, steps + 1):
-        current = positions[-1]
-        positions.append(
-            current
-            - eta_value * gradient(k, current)
-            + alpha_value * (current - previous)
-        )
-        previous = current
-    return positions
 
 
 def heavy_ball_quadratic(
     curvatures, x0, eta_value: float, alpha_value: float, steps: int
 ) -> np.ndarray:
-    """The same recurrence on f = x^T diag(curvatures) x / 2, shape (steps + 1, d).
+    """The heavy ball of :func:`golden.derivations.effective_step.heavy_ball` on
+    f = x^T diag(curvatures) x / 2, shape (steps + 1, d).
 
     With a diagonal H every coordinate follows
     x_{k+1} = (1 + alpha - eta h) x_k - alpha x_{k-1} on its own. Started at rest,
@@ -106,150 +61,6 @@ def heavy_ball_quadratic(
         for curvature, start in zip(curvatures, x0)
     ]
     return np.stack(columns, axis=1)
-
-
-def rescaled_flow(curvatures, x0, alpha_value: float, times) -> np.ndarray:
-    """Exact solution x(t) = exp(-H t / (1 - alpha)) x_0 of
-    dx/dt = -grad f(x) / (1 - alpha), shape (len(times), d)."""
-    curvatures = np.atleast_1d(np.asarray(curvatures, dtype=float))
-    times = np.asarray(times, dtype=float)
-    decay = np.exp(-np.outer(times, curvatures) / (1 - alpha_value))
-    return np.asarray(x0, dtype=float) * decay
-
-
-# -------------------------------------------------------------- SymPy: the slow root
-
-time_symbol = sp.Symbol("t", real=True)
-complement = sp.Symbol("m", positive=True)
-"""m = 1 - alpha > 0: series and limits need the sign of 1 - alpha, which a real alpha
-does not carry."""
-
-_TRACE = 1 + alpha - eta * h
-_DISCRIMINANT = _TRACE**2 - 4 * alpha
-SLOW_ROOT = (_TRACE + sp.sqrt(_DISCRIMINANT)) / 2
-FAST_ROOT = (_TRACE - sp.sqrt(_DISCRIMINANT)) / 2
-"""r_+ and r_- of chi(r) = r^2 - (1 + alpha - eta h) r + alpha
-(golden.derivations.momentum.CHARACTERISTIC_POLYNOMIAL)."""
-
-SLOW_AMPLITUDE = ((1 - eta * h) - FAST_ROOT) / (SLOW_ROOT - FAST_ROOT)
-FAST_AMPLITUDE = (SLOW_ROOT - (1 - eta * h)) / (SLOW_ROOT - FAST_ROOT)
-"""A_+ and A_- in x_k = (A_+ r_+^k + A_- r_-^k) x_0, fixed by x_0 and
-x_1 = (1 - eta h) x_0 (start at rest)."""
-
-EFFECTIVE_RATE = -sp.log(SLOW_ROOT) / eta
-"""lambda(eta) with r_+ = exp(-lambda eta): the continuous decay rate of the slow mode
-at finite eta."""
-
-
-def _with_complement(expr):
-    return expr.subs(alpha, 1 - complement)
-
-
-def _back(expr):
-    return sp.factor(sp.simplify(expr.subs(complement, 1 - alpha)))
-
-
-def _series_coefficients(expr, order: int) -> tuple[sp.Expr, ...]:
-    """Coefficients of eta^0 ... eta^(order - 1) in the expansion of expr at eta = 0
-    (0 < alpha < 1)."""
-    series = sp.series(_with_complement(expr), eta, 0, order).removeO()
-    return tuple(_back(series.coeff(eta, power)) for power in range(order))
-
-
-@lru_cache(maxsize=None)
-def root_limits() -> tuple[sp.Expr, sp.Expr]:
-    """lim_{eta -> 0} of r_+ and r_-, for 0 < alpha < 1: 1 (the slow root) and alpha
-    (the fast one)."""
-    return tuple(
-        _back(sp.limit(_with_complement(root), eta, 0, "+"))
-        for root in (SLOW_ROOT, FAST_ROOT)
-    )
-
-
-@lru_cache(maxsize=None)
-def rate_expansion(order: int = 2) -> tuple[sp.Expr, ...]:
-    """lambda(eta) = c_0 + c_1 eta + ...: the first ``order`` coefficients, derived by
-    SymPy's series."""
-    return _series_coefficients(EFFECTIVE_RATE, order)
-
-
-@lru_cache(maxsize=None)
-def amplitude_expansion(order: int = 2) -> tuple[sp.Expr, ...]:
-    """A_+ = a_0 + a_1 eta + ...: how much of x_0 the slow mode carries."""
-    return _series_coefficients(SLOW_AMPLITUDE, order)
-
-
-@lru_cache(maxsize=None)
-def startup_delay() -> sp.Expr:
-    """delta with A_+ = exp(c_0 delta) + O(eta^2): the time the slow mode lags behind,
-    eta a_1 / c_0.
-
-    SymPy finds it equal to eta alpha / (1 - alpha), whatever the curvature: starting
-    from rest costs alpha / (1 - alpha) steps, the missing terms of the geometric sum of
-    Eq. (32).
-    """
-    a0, a1 = amplitude_expansion(2)
-    c0 = rate_expansion(2)[0]
-    if sp.simplify(a0 - 1) != 0:
-        raise AssertionError(f"the slow amplitude does not start at 1: {a0}")
-    return sp.factor(sp.simplify(eta * a1 / c0))
-
-
-def modified_loss_gradient(coordinate=w0) -> sp.Expr:
-    """d/dx of f / (1 - alpha) + eta (1 + alpha) / (4 (1 - alpha)^3) |grad f|^2 for
-    f = h x^2 / 2."""
-    loss = h * coordinate**2 / 2
-    gradient = sp.diff(loss, coordinate)
-    correction = eta * (1 + alpha) / (4 * (1 - alpha) ** 3)
-    modified = loss / (1 - alpha) + correction * gradient**2
-    return sp.diff(modified, coordinate)
-
-
-@lru_cache(maxsize=None)
-def _numeric_coefficients() -> tuple[Callable, Callable, Callable]:
-    c0, c1 = rate_expansion(2)
-    return (
-        sp.lambdify((h, alpha), c0, "numpy"),
-        sp.lambdify((h, alpha), c1, "numpy"),
-        sp.lambdify((eta, alpha), startup_delay(), "numpy"),
-    )
-
-
-def corrected_rates(curvatures, eta_value: float, alpha_value: float) -> np.ndarray:
-    """c_0 + c_1 eta for each curvature, from the SymPy expansion."""
-    c0, c1, _ = _numeric_coefficients()
-    curvatures = np.asarray(curvatures, dtype=float)
-    return c0(curvatures, alpha_value) + c1(curvatures, alpha_value) * eta_value
-
-
-def modified_flow(
-    curvatures, x0, eta_value: float, alpha_value: float, times
-) -> np.ndarray:
-    """exp(-(c_0 + c_1 eta)(t - delta)) x_0 per coordinate: the slow mode to O(eta^2),
-    shape (len(times), d)."""
-    *_, delay = _numeric_coefficients()
-    rates = np.atleast_1d(corrected_rates(curvatures, eta_value, alpha_value))
-    shifted = np.asarray(times, dtype=float) - float(delay(eta_value, alpha_value))
-    return np.asarray(x0, dtype=float) * np.exp(-np.outer(shifted, rates))
-
-
-def effective_rate(eta_value, alpha_value, curvature=1.0):
-    """-log(r_+) / eta from the exact slow root, in floating point, without
-    cancellation.
-
-    (1 - r_+)(1 - r_-) = chi(1) = eta h and r_- = 2 alpha / (trace + sqrt(disc)), so
-    1 - r_+ = eta h / (1 - r_-) and log1p keeps the digits a direct log(r_+) would lose.
-    NaN where the roots are complex (no real slow mode).
-    """
-    eta_value, alpha_value, curvature = (
-        np.asarray(v, dtype=float) for v in (eta_value, alpha_value, curvature)
-    )
-    trace = 1 + alpha_value - eta_value * curvature
-    disc = trace**2 - 4 * alpha_value
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fast = 2 * alpha_value / (trace + np.sqrt(disc))
-        rate = -np.log1p(-eta_value * curvature / (1 - fast)) / eta_value
-    return np.where(disc >= 0, rate, np.nan)
 
 
 # ----------------------------------------------------------------- measuring the error
@@ -322,13 +133,25 @@ def convergence_order(etas, errors) -> float:
     return float(slope)
 
 
+@dataclass(frozen=True)
+class Convergence:
+    """The largest errors of the heavy ball against each flow, for each eta, at one
+    momentum, and the orders fitted where the expansion parameter is small."""
+
+    alpha: float
+    etas: np.ndarray
+    fitted: np.ndarray  # which eta enter the fit
+    errors: dict[str, np.ndarray]  # by comparison of COMPARISONS
+    orders: dict[str, float]
+
+
 def convergence_study(
     alpha_value: float,
     etas=STUDY_ETAS,
     curvatures=CURVATURES,
     x0=START,
     horizon: float = HORIZON,
-) -> dict:
+) -> Convergence:
     """Errors of every comparison for every eta, and the orders fitted over the
     small-step regime."""
     etas = np.asarray(etas, dtype=float)
@@ -343,308 +166,360 @@ def convergence_study(
         name: convergence_order(etas[fit], values[fit])
         for name, values in errors.items()
     }
-    return {
-        "alpha": alpha_value,
-        "etas": etas,
-        "fitted": fit,
-        "errors": errors,
-        "orders": orders,
-    }
+    return Convergence(alpha_value, etas, fit, errors, orders)
 
 
-# ------------------------------------------------------------------------- identities
+# ----------------------------------------------------- the chapter's figures and tables
 
-
-def _unit_slow_mode_log():
-    """log of the slow mode A_+ r_+^(t/eta) minus log of the modified flow, per unit
-    x_0."""
-    c0, c1 = rate_expansion(2)
-    modified_log = -(c0 + c1 * eta) * (time_symbol - startup_delay())
-    return sp.log(SLOW_AMPLITUDE) - EFFECTIVE_RATE * time_symbol - modified_log
-
-
-SAMPLING = {
-    eta: (1e-4, 1e-2),
-    h: (0.1, 10.0),
-    alpha: (0.05, 0.95),
-    time_symbol: (0.0, 2.0),
-    w0: (-2.0, 2.0),
-    **{g: (-2.0, 2.0) for g in gradients},
+MOMENTA = {"golden α": theory.ALPHA, "α = 0.9": theory.COMMON_PAIR[1]}
+"""The two momenta of the theory figures: the golden one and the common pair's."""
+SHOWN_ETAS = (4e-3, 1e-3, 2.5e-4)  # learning rates of the trajectory figure
+RATE_ETAS = (1e-4, 1e-5, 1e-6)  # learning rates of the slow-rate check
+STEEP = max(CURVATURES)  # the slow-rate check's curvature
+EXPECTED_ORDERS = {
+    "rescaled flow, 0 ≤ t ≤ T": 1,
+    "rescaled flow, t0 ≤ t ≤ T": 1,
+    "modified flow, 0 ≤ t ≤ T": 1,
+    "modified flow, t0 ≤ t ≤ T": 2,
 }
-"""Where the numeric checks of this module's identities sample each symbol: small steps
-eta, where the expansions hold."""
+"""The orders the expansion predicts for each of :data:`COMPARISONS`."""
+ORDER_TOLERANCE = 0.25  # a measured order within this of an integer is that order
 
 
-def _register(name: str, lhs, rhs, assumptions: str) -> None:
-    register(name, lhs, rhs, assumptions, ranges=SAMPLING)
+def _table(headers, rows) -> str:
+    """:func:`golden.report.table`, imported here rather than at import: golden.report
+    loads torch, which nothing else in this module needs."""
+    from golden import report
+
+    return report.table(headers, rows)
 
 
-@identities.builds
-def _identities() -> None:
-    steps = 4
-    _register(
-        "elr-heavy-ball",
-        sp.Matrix(heavy_ball(free_gradient, w0, eta, alpha, steps)),
-        sp.Matrix(momentum_weights([eta] * steps, alpha, free_gradient, w0)),
-        f"any gradients g_1, ..., g_{steps}; both start at rest",
-    )
-    flow = w0 * sp.exp(-h * time_symbol / (1 - alpha))
-    _register(
-        "elr-rescaled-flow",
-        sp.Matrix([sp.diff(flow, time_symbol), flow.subs(time_symbol, 0)]),
-        sp.Matrix([-h * flow / (1 - alpha), w0]),
-        "one coordinate of a diagonal H, alpha != 1",
-    )
-    _register(
-        "elr-slow-root",
-        sp.Matrix(root_limits()),
-        sp.Matrix([1, alpha]),
-        "eta -> 0+, 0 < alpha < 1, any h",
-    )
-    _register(
-        "elr-modes",
-        sp.Matrix(
-            [
-                SLOW_AMPLITUDE + FAST_AMPLITUDE,
-                SLOW_AMPLITUDE * SLOW_ROOT + FAST_AMPLITUDE * FAST_ROOT,
-            ]
-        ),
-        sp.Matrix([1, 1 - eta * h]),
-        "distinct roots; x_0 = 1, x_1 = 1 - eta h (start at rest)",
-    )
-    _register(
-        "elr-rate-expansion",
-        sp.Matrix(rate_expansion(2)),
-        sp.Matrix([h / (1 - alpha), h**2 * (1 + alpha) / (2 * (1 - alpha) ** 3)]),
-        "series at eta = 0, 0 < alpha < 1",
-    )
-    c0, c1 = rate_expansion(2)
-    _register(
-        "elr-modified-loss",
-        modified_loss_gradient(),
-        (c0 + c1 * eta) * w0,
-        "f = h x^2 / 2 per coordinate, alpha != 1",
-    )
-    _register(
-        "elr-startup-delay",
-        sp.Matrix([*amplitude_expansion(2), startup_delay()]),
-        sp.Matrix([1, alpha * h / (1 - alpha) ** 2, eta * alpha / (1 - alpha)]),
-        "series at eta = 0, 0 < alpha < 1",
-    )
-    _register(
-        "elr-modified-flow",
-        sp.Matrix(_series_coefficients(_unit_slow_mode_log(), 2)),
-        sp.Matrix([0, 0]),
-        "series at eta = 0, 0 < alpha < 1, fixed t",
-    )
+def _title(name: str, momentum: float) -> str:
+    return name if "=" in name else f"{name} = {momentum:.4g}"
 
 
-def check(name: str) -> Identity:
-    """Prove the identity ``name`` (SymPy residual zero) and return it for the chapter
-    to show; the same as :func:`golden.identities.check`."""
-    return identities.check(name)
+def problem_line() -> str:
+    """The test problem of the theory figures."""
+    return f"curvatures {CURVATURES}, start {START}, T = {HORIZON}"
 
 
-# ------------------------------------------------------ the effective step on a grid
+def trajectories_figure() -> plt.Figure:
+    """Heavy-ball paths at :data:`SHOWN_ETAS` next to the rescaled flow, one panel per
+    momentum of :data:`MOMENTA`."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    times = np.linspace(0, HORIZON, 2001)
+    for ax, (name, momentum) in zip(axes, MOMENTA.items()):
+        for value in SHOWN_ETAS:
+            steps = int(round(HORIZON / value))
+            path = heavy_ball_quadratic(CURVATURES, START, value, momentum, steps)
+            ax.plot(path[:, 0], path[:, 1], lw=1, label=f"heavy ball, η = {value:g}")
+        flow = rescaled_flow(CURVATURES, START, momentum, times)
+        ax.plot(flow[:, 0], flow[:, 1], "k--", lw=1.5, label="rescaled gradient flow")
+        ax.set(title=_title(name, momentum), xlabel="$x_1$ (curvature 1)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("$x_2$ (curvature 10)")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    plots.stamp(fig, "f = (x1² + 10 x2²)/2, start (1, 1), 0 ≤ t = kη ≤ 1")
+    return fig
 
-KNOT_QUANTILES = (0.25, 0.5, 0.75)
-"""Interior knots of the cubic regression spline in log10 of the effective step, at
-these quantiles."""
-ALPHA_TERMS = 3
-"""alpha, alpha^2 and alpha * log10(effective step): what the second model adds to the
-spline."""
+
+@functools.lru_cache(maxsize=None)
+def _convergence(momentum: float) -> Convergence:
+    return convergence_study(momentum)
 
 
-def effective_step_points(rows: Sequence[dict]) -> list[dict]:
-    """One point per grid pair: eta, alpha, eta / (1 - alpha), mean test accuracy and
-    its interval."""
-    points = []
-    for row in rows:
-        lr, momentum = row["pair"]
-        finished = len(row["test_acc"])
-        points.append(
-            {
-                "pair": row["pair"],
-                "eta": lr,
-                "alpha": momentum,
-                "step": theory.effective_step(lr, momentum),
-                "acc": row["test_acc_mean"],
-                "ci": row["test_acc_ci"],
-                "per_seed": list(row["test_acc"]),
-                "diverged": row["diverged"],
-                "seeds": finished + row["diverged"],
-            }
+def convergence_studies() -> dict[str, Convergence]:
+    """One convergence study per momentum of :data:`MOMENTA` (computed once)."""
+    return {name: _convergence(momentum) for name, momentum in MOMENTA.items()}
+
+
+def study_lines() -> str:
+    """The study's η, window and fitting rule, in lines of at most 88 characters."""
+    etas = ", ".join(f"{value:.3g}" for value in STUDY_ETAS)
+    return "\n".join(
+        textwrap.wrap(
+            f"η = {etas}; T = {HORIZON}, t0 = {LAYER_END}; fit where "
+            f"η·max(h)/(1−α)² ≤ {ASYMPTOTIC_LIMIT}",
+            88,
+            break_on_hyphens=False,
         )
-    return points
+    )
 
 
-def _design(
-    u: np.ndarray, knots: Sequence[float], momenta: np.ndarray | None = None
-) -> np.ndarray:
-    """Cubic regression spline in u (truncated-power basis), optionally plus the alpha
-    terms."""
-    u = np.asarray(u, dtype=float)
-    columns = [u**power for power in range(4)]
-    columns += [np.clip(u - knot, 0, None) ** 3 for knot in knots]
-    if momenta is not None:
-        columns += [momenta, momenta**2, momenta * u]
-    return np.column_stack(columns)
-
-
-def _least_squares(design: np.ndarray, y: np.ndarray) -> dict:
-    """Fit, in-sample R^2, leave-one-out R^2 (exact for least squares, via the hat
-    matrix) and LOO residuals."""
-    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
-    residuals = y - design @ coefficients
-    leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
-    loo = residuals / (1 - leverage)
-    total = float(np.sum((y - y.mean()) ** 2))
-    return {
-        "coefficients": coefficients,
-        "residuals": residuals,
-        "loo_residuals": loo,
-        "rss": float(residuals @ residuals),
-        "r2": 1 - float(residuals @ residuals) / total,
-        "r2_loo": 1 - float(loo @ loo) / total,
-        "parameters": design.shape[1],
-    }
-
-
-LOGIT_FLOOR = 0.5e-4
-"""Accuracies are clipped to [floor, 1 - floor] before the logit (half a test image in
-10,000), so a run at exactly 0 or 1 has a finite logit."""
-LINKS = ("identity", "logit")
-
-
-def _link(y: np.ndarray, link: str) -> tuple[np.ndarray, Callable]:
-    """The fitted target and the map back to accuracy: identity, or the logit, whose
-    inverse keeps every fitted value inside (0, 1)."""
-    if link == "identity":
-        return y, lambda v: v
-    if link == "logit":
-        clipped = np.clip(y, LOGIT_FLOOR, 1 - LOGIT_FLOOR)
-        return np.log(clipped / (1 - clipped)), lambda v: 1 / (1 + np.exp(-v))
-    raise ValueError(f"unknown link {link!r}: choose one of {', '.join(LINKS)}")
-
-
-def _on_accuracy(fit: dict, target: np.ndarray, y: np.ndarray, back) -> dict:
-    """In-sample and leave-one-out predictions, residuals and R^2 of a fit, mapped back
-    to accuracy (the identity link leaves them as they are)."""
-    fitted = back(target - fit["residuals"])
-    loo_predicted = back(target - fit["loo_residuals"])
-    residuals, loo = y - fitted, y - loo_predicted
-    total = float(np.sum((y - y.mean()) ** 2))
-    return {
-        "fitted": fitted,
-        "loo_predicted": loo_predicted,
-        "residuals": residuals,
-        "loo_residuals": loo,
-        "rss": float(residuals @ residuals),
-        "r2": 1 - float(residuals @ residuals) / total,
-        "r2_loo": 1 - float(loo @ loo) / total,
-    }
-
-
-def predictive_measures(
-    rows: Sequence[dict],
-    named: dict[str, tuple[float, float]] | None = None,
-    link: str = "identity",
-) -> dict:
-    """How well eta / (1 - alpha) alone predicts mean test accuracy over the pairs with
-    no diverged seed.
-
-    * Spearman's rank correlation between effective step and accuracy (monotone
-      association);
-    * R^2 of a smooth curve in u = log10(eta / (1 - alpha)): a cubic regression spline
-      with knots at the quartiles of u (7 parameters), in-sample and leave-one-out (a
-      smooth curve, not a rank, because too large a step lowers the accuracy again);
-    * R^2 of the same spline plus alpha, alpha^2 and alpha u (10 parameters), and the
-      F-test of the added terms: does alpha carry information that the effective step
-      does not?
-    * for each ``named`` pair, its leave-one-out residual from the spline (fitted
-      without it), also in units of the spline's residual standard deviation (above the
-      curve is positive).
-
-    With ``link="logit"`` both models are fitted to the logit of the accuracy (and the
-    F-test is made there), so the curve cannot leave (0, 1); R^2, residuals and the
-    curve are then mapped back to accuracy. ``points`` gives each pair's step,
-    accuracy, fitted value and leave-one-out residual, in accuracy.
-    """
-    from scipy import stats as scipy_stats  # here, not at import: it takes a while
-
-    points = [
-        p
-        for p in effective_step_points(rows)
-        if p["diverged"] == 0 and not math.isnan(p["acc"])
+def orders_table(studies: dict[str, Convergence]) -> str:
+    """The measured order of every comparison at each momentum, with its caption."""
+    rows = [
+        [comparison, *(f"{study.orders[comparison]:.3f}" for study in studies.values())]
+        for comparison in COMPARISONS
     ]
-    n = len(points)
-    parameters = 4 + len(KNOT_QUANTILES) + ALPHA_TERMS
-    if n < 2 * parameters:
-        raise ValueError(
-            f"only {n} pairs without divergence: "
-            "too few to fit and compare the two models"
+    fits = ", ".join(
+        f"the {int(study.fitted.sum())} smallest η for {name}"
+        for name, study in studies.items()
+    )
+    return (
+        _table(
+            [
+                "error of the heavy ball against",
+                *(f"order, {name}" for name in studies),
+            ],
+            rows,
         )
-    steps = np.array([p["step"] for p in points])
-    momenta = np.array([p["alpha"] for p in points])
-    y = np.array([p["acc"] for p in points])
-    target, back = _link(y, link)
-    u_raw = np.log10(steps)
-    centre = u_raw.mean()
-    u = u_raw - centre
-    knots = np.quantile(u, KNOT_QUANTILES)
-    alone = _least_squares(_design(u, knots), target)
-    both = _least_squares(_design(u, knots, momenta), target)
-    extra = both["parameters"] - alone["parameters"]
-    residual_freedom = n - both["parameters"]
-    f_stat = ((alone["rss"] - both["rss"]) / extra) / (both["rss"] / residual_freedom)
-    f_p = float(scipy_stats.f.sf(f_stat, extra, residual_freedom))
-    rho, rho_p = scipy_stats.spearmanr(steps, y)
-    alone_acc = _on_accuracy(alone, target, y, back)
-    both_acc = _on_accuracy(both, target, y, back)
-    sigma = math.sqrt(alone_acc["rss"] / (n - alone["parameters"]))
-    grid_u = np.linspace(u.min(), u.max(), 400)
-    curve = back(_design(grid_u, knots) @ alone["coefficients"])
-    index = {p["pair"]: i for i, p in enumerate(points)}
-    pairs = {}
-    for name, pair in (named or {}).items():
-        if pair in index:
-            i = index[pair]
-            residual = alone_acc["loo_residuals"][i]
-            pairs[name] = {
-                "pair": pair,
-                "step": float(steps[i]),
-                "acc": float(y[i]),
-                "predicted": float(alone_acc["loo_predicted"][i]),
-                "residual": float(residual),
-                "z": float(residual / sigma),
-            }
-    return {
-        "n": n,
-        "excluded": len(rows) - n,
-        "link": link,
-        "spearman": float(rho),
-        "spearman_p": float(rho_p),
-        "r2_step": alone_acc["r2"],
-        "r2_step_loo": alone_acc["r2_loo"],
-        "r2_both": both_acc["r2"],
-        "r2_both_loo": both_acc["r2_loo"],
-        "parameters_step": alone["parameters"],
-        "parameters_both": both["parameters"],
-        "f": float(f_stat),
-        "f_p": f_p,
-        "sigma": sigma,
-        "curve_steps": 10 ** (grid_u + centre),
-        "curve_acc": curve,
-        "peak_step": float(10 ** (grid_u[np.argmax(curve)] + centre)),
-        "named": pairs,
-        "points": [
-            {
-                "pair": p["pair"],
-                "step": float(steps[i]),
-                "acc": float(y[i]),
-                "fitted": float(alone_acc["fitted"][i]),
-                "loo_residual": float(alone_acc["loo_residuals"][i]),
-            }
-            for i, p in enumerate(points)
-        ],
+        + "\n\nMeasured orders of convergence (slopes of the log–log fits over "
+        + f"{fits})."
+    )
+
+
+def convergence_figure(studies: dict[str, Convergence] | None = None) -> plt.Figure:
+    """Largest error against η on log–log axes, for three comparisons at each momentum,
+    with reference slopes 1 and 2; η outside the fitted range circled in grey."""
+    studies = studies or convergence_studies()
+    shown = {
+        "rescaled flow, 0 ≤ t ≤ T": "o-",
+        "rescaled flow, t0 ≤ t ≤ T": "s:",
+        "modified flow, t0 ≤ t ≤ T": "^-",
     }
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (name, study) in zip(axes, studies.items()):
+        etas, fit = study.etas, study.fitted
+        for comparison, style in shown.items():
+            errors = study.errors[comparison]
+            ax.loglog(
+                etas,
+                errors,
+                style,
+                ms=4,
+                lw=1,
+                label=f"{comparison}: order {study.orders[comparison]:.2f}",
+            )
+            ax.loglog(etas[~fit], errors[~fit], "o", ms=8, mfc="none", mec="0.6")
+        for power, anchor in (
+            (1, study.errors["rescaled flow, 0 ≤ t ≤ T"]),
+            (2, study.errors["modified flow, t0 ≤ t ≤ T"]),
+        ):
+            reference = anchor[-1] * (etas / etas[-1]) ** power
+            ax.loglog(etas, reference * 0.5, color="0.5", lw=0.8, ls="--")
+            ax.annotate(
+                f"slope {power}",
+                (etas[0], reference[0] * 0.5),
+                fontsize=8,
+                color="0.4",
+                ha="right",
+            )
+        ax.set(title=_title(name, study.alpha), xlabel="learning rate η")
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("largest error over the time window")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    plots.stamp(fig, "grey circles: outside the fitted range; dashed: reference slopes")
+    return fig
+
+
+@dataclass(frozen=True)
+class Orders:
+    """The measured orders against the expansion's (:data:`EXPECTED_ORDERS`)."""
+
+    measured: dict[str, dict[str, float]]  # momentum name -> comparison -> order
+
+    def departures(self) -> list[tuple[str, str, float]]:
+        """(momentum, comparison, order) for each order not within the tolerance."""
+        return [
+            (name, comparison, order)
+            for name, orders in self.measured.items()
+            for comparison, order in orders.items()
+            if abs(order - EXPECTED_ORDERS[comparison]) > ORDER_TOLERANCE
+        ]
+
+    @property
+    def holds(self) -> bool:
+        return not self.departures()
+
+    def _orders(self, comparison: str) -> str:
+        return ", ".join(
+            f"{orders[comparison]:.2f}" for orders in self.measured.values()
+        )
+
+    def text(self) -> str:
+        first, second = "rescaled flow, 0 ≤ t ≤ T", "modified flow, t0 ≤ t ≤ T"
+        if self.holds:
+            return (
+                "Measured against the rescaled flow, the error falls in proportion to "
+                f"$\\eta$ (orders {self._orders(first)}): the heavy ball converges to "
+                "{eq}`elr-rescaled-flow` at first order, the limit that "
+                "{cite:t}`kovachki2021continuous` establish for vanishing learning "
+                "rate. The third curve, against the modified flow derived next, falls "
+                f"in proportion to $\\eta^2$ (orders {self._orders(second)})."
+            )
+        listed = "; ".join(
+            f"{comparison} for {name}: {order:.2f}, expected "
+            f"{EXPECTED_ORDERS[comparison]}"
+            for name, comparison, order in self.departures()
+        )
+        return (
+            "The measured orders do **not** all match the expansion "
+            f"({listed}): the fitted range is not yet asymptotic, and the orders "
+            "quoted below are what the expansion predicts, not what was measured."
+        )
+
+
+def orders(studies: dict[str, Convergence]) -> Orders:
+    return Orders({name: dict(study.orders) for name, study in studies.items()})
+
+
+# ----------------------------------------------------- the slow rate and its correction
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """The exact slow rate at one η against the leading rate and its correction."""
+
+    name: str
+    eta: float
+    exact: float
+    leading: float
+    corrected: float
+
+    @property
+    def ratio(self) -> float:
+        """(λ − h/(1−α)) / (c₁η): 1 when the correction is exact."""
+        return (self.exact - self.leading) / (self.corrected - self.leading)
+
+
+def rate_rows(etas: tuple[float, ...] = RATE_ETAS) -> list[RateRow]:
+    """The exact λ(η) of the steep coordinate for each momentum and η."""
+    rows = []
+    for name, momentum in MOMENTA.items():
+        leading = float(corrected_rates([STEEP], 0.0, momentum)[0])
+        for value in etas:
+            rows.append(
+                RateRow(
+                    name,
+                    value,
+                    float(effective_rate(value, momentum, STEEP)),
+                    leading,
+                    float(corrected_rates([STEEP], value, momentum)[0]),
+                )
+            )
+    return rows
+
+
+def rate_table(rows: list[RateRow] | None = None) -> str:
+    rows = rate_rows() if rows is None else rows
+    return _table(
+        [
+            "momentum",
+            "η",
+            "exact λ(η)",
+            "h/(1−α)",
+            "with the correction",
+            "(λ − h/(1−α)) / (c₁η)",
+        ],
+        [
+            [
+                row.name,
+                f"{row.eta:g}",
+                f"{row.exact:.6f}",
+                f"{row.leading:.6f}",
+                f"{row.corrected:.6f}",
+                f"{row.ratio:.4f}",
+            ]
+            for row in rows
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """Whether the rate table's ratio tends to 1, departing in proportion to η."""
+
+    departures: dict[str, tuple[float, ...]]  # momentum -> ratio − 1, by decreasing η
+    shrink: tuple[float, ...]  # each departure over the next, across every momentum
+    factor: float  # the ratio of successive η
+
+    @property
+    def tends_to_one(self) -> bool:
+        return all(
+            abs(values[-1]) < 0.01 and abs(values[-1]) < abs(values[0])
+            for values in self.departures.values()
+        )
+
+    @property
+    def proportional(self) -> bool:
+        """Each departure shrinks by the factor of η, within a factor of two."""
+        return all(self.factor / 2 <= s <= self.factor * 2 for s in self.shrink)
+
+    def text(self) -> str:
+        if not self.tends_to_one:
+            return (
+                "The last column does **not** tend to 1 as $\\eta$ shrinks: the "
+                "correction of {eq}`elr-rate-expansion` does not describe the exact "
+                "rate here."
+            )
+        if self.proportional:
+            return (
+                "The last column tends to 1 as $\\eta$ shrinks, with a departure "
+                "proportional to $\\eta$: the next term of the series above."
+            )
+        return (
+            "The last column tends to 1 as $\\eta$ shrinks, but its departure does not "
+            "shrink in proportion to $\\eta$ (successive ratios "
+            f"{', '.join(f'{s:.3g}' for s in self.shrink)}): rounding, or more than "
+            "one further term, is visible."
+        )
+
+
+def rate_check(rows: list[RateRow] | None = None) -> RateCheck:
+    rows = rate_rows() if rows is None else rows
+    departures: dict[str, list[float]] = {}
+    etas: dict[str, list[float]] = {}
+    for row in rows:
+        departures.setdefault(row.name, []).append(row.ratio - 1)
+        etas.setdefault(row.name, []).append(row.eta)
+    shrink = tuple(
+        a / b for values in departures.values() for a, b in zip(values, values[1:])
+    )
+    first = next(iter(etas.values()))
+    factor = first[0] / first[1] if len(first) > 1 else math.nan
+    return RateCheck(
+        {name: tuple(values) for name, values in departures.items()}, shrink, factor
+    )
+
+
+# ----------------------------------------------------------------------- the two pairs
+
+
+def pairs_table() -> str:
+    """Effective step, expansion parameter, start-up delay and the curvature up to which
+    the roots are real, at the golden and the common pair."""
+    pairs = {
+        "golden pair": (theory.ETA, theory.ALPHA),
+        "common pair": theory.COMMON_PAIR,
+    }
+    rows = [
+        [
+            name,
+            f"{lr:.4g}",
+            f"{momentum:.4g}",
+            f"{theory.effective_step(lr, momentum):.4f}",
+            f"{lr / (1 - momentum) ** 2:.4f}",
+            f"{momentum / (1 - momentum):.2f}",
+            f"{(1 - np.sqrt(momentum)) ** 2 / lr:.4f}",
+        ]
+        for name, (lr, momentum) in pairs.items()
+    ]
+    return _table(
+        [
+            "pair",
+            "η",
+            "α",
+            "η/(1−α)",
+            "η/(1−α)²",
+            "start-up delay α/(1−α), steps",
+            "largest h with real roots",
+        ],
+        rows,
+    )
+
+
+FIGURES = {
+    "elr_trajectories": trajectories_figure,
+    "elr_convergence": convergence_figure,
+}

@@ -23,6 +23,7 @@ from golden.store import Store
 FIGURE_MODULES = (
     "golden.derivations.momentum",
     "golden.derivations.bayes",
+    "golden.dynamics",
     "golden.studies.training",
     "golden.studies.grid",
     "golden.studies.contenders",

@@ -30,7 +30,7 @@ SOURCES = (
     "golden.derivations.bayes",
     "golden.derivations.golden_values",
     "golden.derivations.loss",
-    "golden.dynamics",
+    "golden.derivations.effective_step",
     "golden.beyond",
 )
 """The modules that register identities, each with one builder."""

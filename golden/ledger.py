@@ -167,7 +167,7 @@ def contenders_entry(found) -> Entry:
 
 
 def effective_lr_entries(found, epochs: int) -> list[Entry]:
-    """The effective step (:func:`golden.studies.effective_lr.answer`): whether the
+    """The effective step (:func:`golden.studies.effective_lr.verdict`): whether the
     momentum matters beyond η/(1−α), and whether the golden pair beats its curve."""
     m = found.measures
     golden = found.golden
@@ -194,8 +194,8 @@ def effective_lr_entries(found, epochs: int) -> list[Entry]:
             "η/(1−α); tested on the accuracy of the grid",
             cite("kovachki2021continuous"),
             "not reproduced" if m.alpha_matters else "reproduced",
-            f"leave-one-out R² {m.r2_step_loo:.3f} from η/(1−α) alone, "
-            f"{m.r2_both_loo:.3f} with α (F-test p = {m.f_p:.2g})",
+            f"leave-one-out R² {m.fit.alone.r2_loo:.3f} from η/(1−α) alone, "
+            f"{m.fit.extended.r2_loo:.3f} with α (F-test p = {m.fit.f_p:.2g})",
             str(epochs),
             "{ref}`effective-lr`",
             "effective_lr",
@@ -464,7 +464,7 @@ def verdicts() -> Verdicts:
     decide: dict[str, Callable] = {
         "grid": lambda study: grid.verdict(study),
         "contenders": lambda study: halving.verdict(),
-        "effective_lr": elr.answer,
+        "effective_lr": elr.verdict,
         "breakeven": breakeven.verdict,
         "mse": mse.verdict,
         "noise": noise.verdict,

@@ -1,12 +1,15 @@
-"""Small statistics for few seeds: means with t-intervals and paired comparisons."""
+"""Small statistics for few seeds: means with t-intervals, paired comparisons, Holm and
+max-t, and a spline fit scored out of sample (:func:`spline_fit`)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import random
-from typing import Hashable
+from dataclasses import dataclass
+from typing import Callable, Hashable
 
+import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
@@ -114,3 +117,168 @@ def max_t(differences: dict[Hashable, dict[int, float]]) -> dict:
         "maxima": maxima,
         "patterns": len(patterns),
     }
+
+
+# ----------------------------------------------------- a spline in log x, out of sample
+
+KNOT_QUANTILES = (0.25, 0.5, 0.75)
+"""Interior knots of the cubic regression spline in log10 x, at these quantiles."""
+EXTRA_TERMS = 3
+"""z, z^2 and z log10 x: what the extended model adds to the spline."""
+LOGIT_FLOOR = 0.5e-4
+"""Values are clipped to [floor, 1 - floor] before the logit (half a test image in
+10,000), so an accuracy of exactly 0 or 1 has a finite logit."""
+LINKS = ("identity", "logit")
+
+
+def _design(
+    u: np.ndarray, knots: np.ndarray, extra: np.ndarray | None = None
+) -> np.ndarray:
+    """Cubic regression spline in u (truncated-power basis), optionally plus the terms
+    in ``extra``: extra, extra^2 and extra u."""
+    u = np.asarray(u, dtype=float)
+    columns = [u**power for power in range(4)]
+    columns += [np.clip(u - knot, 0, None) ** 3 for knot in knots]
+    if extra is not None:
+        columns += [extra, extra**2, extra * u]
+    return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """A least-squares fit on the scale it was fitted on."""
+
+    coefficients: np.ndarray
+    residuals: np.ndarray
+    loo_residuals: np.ndarray
+    rss: float
+
+    @property
+    def parameters(self) -> int:
+        return len(self.coefficients)
+
+
+def _least_squares(design: np.ndarray, y: np.ndarray) -> _Solution:
+    """The fit and its leave-one-out residuals (exact for least squares, via the hat
+    matrix)."""
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residuals = y - design @ coefficients
+    leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
+    loo = residuals / (1 - leverage)
+    return _Solution(coefficients, residuals, loo, float(residuals @ residuals))
+
+
+def _link(y: np.ndarray, link: str) -> tuple[np.ndarray, Callable]:
+    """The fitted target and the map back to y: identity, or the logit, whose inverse
+    keeps every fitted value inside (0, 1)."""
+    if link == "identity":
+        return y, lambda v: v
+    if link == "logit":
+        clipped = np.clip(y, LOGIT_FLOOR, 1 - LOGIT_FLOOR)
+        return np.log(clipped / (1 - clipped)), lambda v: 1 / (1 + np.exp(-v))
+    raise ValueError(f"unknown link {link!r}: choose one of {', '.join(LINKS)}")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of a :class:`SplineFit`, mapped back to the scale of y."""
+
+    parameters: int
+    fitted: np.ndarray  # in sample
+    loo_predicted: np.ndarray  # each point by the fit without it
+    r2: float
+    r2_loo: float
+
+
+def _on_scale(fit: _Solution, target: np.ndarray, y: np.ndarray, back) -> Model:
+    """A fit's in-sample and leave-one-out predictions and R^2, on the scale of y (the
+    identity link leaves them as they are)."""
+    fitted = back(target - fit.residuals)
+    loo_predicted = back(target - fit.loo_residuals)
+    residuals, loo = y - fitted, y - loo_predicted
+    total = float(np.sum((y - y.mean()) ** 2))
+    return Model(
+        fit.parameters,
+        fitted,
+        loo_predicted,
+        1 - float(residuals @ residuals) / total,
+        1 - float(loo @ loo) / total,
+    )
+
+
+@dataclass(frozen=True)
+class SplineFit:
+    """y against a smooth curve in log10 x alone, and with a second variable z."""
+
+    x: np.ndarray
+    y: np.ndarray
+    link: str
+    alone: Model  # the spline in log10 x
+    extended: Model  # the spline plus z, z^2 and z log10 x
+    spearman: float  # rank correlation of x and y
+    spearman_p: float
+    f: float  # F-test of the added terms, on the scale of the link
+    f_p: float
+    sigma: float  # residual standard deviation of the spline alone
+    curve_x: np.ndarray  # the spline alone, over the range of x
+    curve_y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def loo_residuals(self) -> np.ndarray:
+        """y minus the spline fitted without each point (above the curve is
+        positive)."""
+        return self.y - self.alone.loo_predicted
+
+
+def spline_fit(x, y, z, link: str = "identity") -> SplineFit:
+    """How well a smooth curve in u = log10 x predicts y, and whether z adds to it.
+
+    * Spearman's rank correlation between x and y (monotone association);
+    * a cubic regression spline in u with knots at the quartiles of u (7 parameters),
+      scored by R^2 in sample and leave one out (a curve, not a rank, because y need
+      not rise monotonically with x);
+    * the same spline plus z, z^2 and z u (10 parameters), and the F-test of the added
+      terms: does z carry information that x does not?
+
+    With ``link="logit"`` both models are fitted to the logit of y (and the F-test is
+    made there), so the curve cannot leave (0, 1); R^2, predictions and the curve are
+    mapped back to y. Raises ValueError with fewer than twice the parameters of the
+    larger model.
+    """
+    x, y, z = (np.asarray(values, dtype=float) for values in (x, y, z))
+    n = len(y)
+    parameters = 4 + len(KNOT_QUANTILES) + EXTRA_TERMS
+    if n < 2 * parameters:
+        raise ValueError(f"only {n} points: too few to fit and compare the two models")
+    target, back = _link(y, link)
+    u_raw = np.log10(x)
+    centre = u_raw.mean()
+    u = u_raw - centre
+    knots = np.quantile(u, KNOT_QUANTILES)
+    alone = _least_squares(_design(u, knots), target)
+    both = _least_squares(_design(u, knots, z), target)
+    extra = both.parameters - alone.parameters
+    residual_freedom = n - both.parameters
+    f_stat = ((alone.rss - both.rss) / extra) / (both.rss / residual_freedom)
+    rho, rho_p = stats.spearmanr(x, y)
+    alone_y = _on_scale(alone, target, y, back)
+    residuals = y - alone_y.fitted
+    grid_u = np.linspace(u.min(), u.max(), 400)
+    return SplineFit(
+        x,
+        y,
+        link,
+        alone_y,
+        _on_scale(both, target, y, back),
+        float(rho),
+        float(rho_p),
+        float(f_stat),
+        float(stats.f.sf(f_stat, extra, residual_freedom)),
+        math.sqrt(float(residuals @ residuals) / (n - alone.parameters)),
+        10 ** (grid_u + centre),
+        back(_design(grid_u, knots) @ alone.coefficients),
+    )

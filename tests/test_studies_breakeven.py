@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from factories import make_run
-from golden import experiments, report, stats
+from golden import experiments, report, stats, theory
 from golden.protocols import protocol
 from golden.results import Estimate, Run
 from golden.studies import breakeven
@@ -44,7 +44,7 @@ def smooth(pair, seed, rising_conditioning=False, quiet=False):
     """Measures that are smooth functions of the effective step: the variance falls,
     the conditioning rises (or depends on the seed only), the sharpness falls; ``quiet``
     makes the variance rise instead."""
-    step = breakeven.effective_step(pair)
+    step = theory.effective_step(*pair)
     jitter = 1 + 0.01 * seed
     variance = (1 + step if quiet else 1 / (0.01 + step)) * jitter
     conditioning = 0.1 + 0.1 * step if rising_conditioning else 0.2 + 0.1 * seed
@@ -105,8 +105,8 @@ def test_conditioning_that_falls_means_better_spread_noise():
         probed(
             pair,
             seed,
-            1 / breakeven.effective_step(pair),
-            1 / (1 + breakeven.effective_step(pair)) + 0.001 * seed,
+            1 / theory.effective_step(*pair),
+            1 / (1 + theory.effective_step(*pair)) + 0.001 * seed,
             10.0 + seed,
         )
         for pair in PAIRS
@@ -183,7 +183,7 @@ def test_table_rows_count_diverged_unlearned_and_missing_seeds():
     assert lines[2].startswith("| 0.001 | 0.874 | 0.007937 | ")
     assert lines[2].endswith("| 2 of 3 |") and lines[-1].endswith("| 2 of 2 |")
     golden = next(line for line in lines if "**(golden)**" in line)
-    step = breakeven.effective_step(GOLDEN)
+    step = theory.effective_step(*GOLDEN)
     variance = Estimate.of(1 / (0.01 + step) * (1 + 0.01 * s) for s in range(3))
     assert golden.startswith(
         f"| 0.016 **(golden)** | 0.874 | {step:.4g} | "
@@ -252,7 +252,7 @@ def staged_study(end, at_loss, conditioning=lambda step: (0.2, 0.2)) -> report.S
             staged(pair, seed, end(step), at_loss(step), conditioning(step))
             for pair in PAIRS
             for seed in range(3)
-            for step in [breakeven.effective_step(pair)]
+            for step in [theory.effective_step(*pair)]
         ]
     )
 
@@ -342,7 +342,7 @@ def test_the_stages_and_the_golden_neighbours_accuracies_are_stated():
         for run in full()
         for acc in [
             0.8
-            + 0.1 * (breakeven.effective_step(run.pair) > 0.05)
+            + 0.1 * (theory.effective_step(*run.pair) > 0.05)
             + (0.05 if run.pair == GOLDEN else 0)
         ]
     ]

@@ -1,7 +1,6 @@
-"""Checks of golden.studies.effective_lr: the theory figures and tables (from
-golden.dynamics, or from small synthetic studies), every branch of the findings, and the
-grid part on synthetic runs: diverged runs, runs at chance accuracy (kept in the means),
-missing seeds, the spline fit and every branch of the answer."""
+"""Checks of golden.studies.effective_lr on synthetic grids: diverged runs, runs at
+chance accuracy (kept in the means), missing seeds, the spline fit, the local spread,
+the peak and every branch of the verdict."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from factories import make_run
-from golden import dynamics, experiments, plots, report, theory
+from golden import experiments, plots, report, theory
 from golden.protocols import protocol
 from golden.studies import effective_lr as elr
 
@@ -29,174 +28,6 @@ def style():
 
 def stamps(fig) -> list[str]:
     return [t.get_text() for t in fig.texts if t.get_text().startswith("mode: ")]
-
-
-# --- the quadratic --------------------------------------------------------------------
-
-
-def test_trajectories_figure_has_three_paths_and_the_flow_per_momentum():
-    fig = elr.trajectories_figure()
-    assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= 10
-    for ax, (name, momentum) in zip(fig.axes, elr.MOMENTA.items()):
-        labels = [line.get_label() for line in ax.get_lines()]
-        assert labels == [f"heavy ball, η = {value:g}" for value in elr.SHOWN_ETAS] + [
-            "rescaled gradient flow"
-        ]
-        flow = ax.get_lines()[-1]
-        assert flow.get_xdata()[0] == dynamics.START[0]
-        assert flow.get_xdata()[-1] == pytest.approx(
-            math.exp(-dynamics.HORIZON / (1 - momentum))
-        )
-    assert fig.axes[0].get_title() == f"golden α = {theory.ALPHA:.4g}"
-    assert fig.axes[1].get_title() == "α = 0.9"
-    assert stamps(fig) == ["mode: " + stamps(fig)[0][6:]]
-    assert "start (1, 1)" in stamps(fig)[0]
-
-
-def synthetic_convergence(name, alpha, slope_modified=2.0) -> elr.Convergence:
-    etas = np.array([1e-3 / 2**j for j in range(6)])
-    errors = {
-        c: etas ** (slope_modified if c == "modified flow, t0 ≤ t ≤ T" else 1.0)
-        for c in dynamics.COMPARISONS
-    }
-    fitted = np.array([False, False, True, True, True, True])
-    orders = {
-        c: dynamics.convergence_order(etas[fitted], e[fitted])
-        for c, e in errors.items()
-    }
-    return elr.Convergence(name, alpha, etas, fitted, errors, orders)
-
-
-def synthetic_studies(slope_modified=2.0) -> dict[str, elr.Convergence]:
-    return {
-        name: synthetic_convergence(name, alpha, slope_modified)
-        for name, alpha in elr.MOMENTA.items()
-    }
-
-
-def test_orders_table_has_one_row_per_comparison_and_names_the_fitted_counts():
-    text = elr.orders_table(synthetic_studies())
-    lines = text.splitlines()
-    assert lines[0] == (
-        "| error of the heavy ball against | order, golden α | order, α = 0.9 |"
-    )
-    assert lines[2] == "| rescaled flow, 0 ≤ t ≤ T | 1.000 | 1.000 |"
-    assert lines[5] == "| modified flow, t0 ≤ t ≤ T | 2.000 | 2.000 |"
-    assert "the 4 smallest η for golden α, the 4 smallest η for α = 0.9" in lines[-1]
-
-
-def test_convergence_figure_draws_three_comparisons_the_misfits_and_two_slopes():
-    fig = elr.convergence_figure(synthetic_studies())
-    assert len(fig.axes) == 2 and fig.get_size_inches()[0] <= 10
-    for ax in fig.axes:
-        lines = ax.get_lines()
-        assert len(lines) == 3 * 2 + 2  # each comparison and its misfits; two slopes
-        legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend == [
-            "rescaled flow, 0 ≤ t ≤ T: order 1.00",
-            "rescaled flow, t0 ≤ t ≤ T: order 1.00",
-            "modified flow, t0 ≤ t ≤ T: order 2.00",
-        ]
-        assert len(lines[1].get_xdata()) == 2  # the two η outside the fit
-        assert [t.get_text() for t in ax.texts] == ["slope 1", "slope 2"]
-    assert "reference slopes" in stamps(fig)[0]
-
-
-def test_orders_hold_when_every_comparison_has_its_expected_order():
-    found = elr.orders(synthetic_studies())
-    assert found.holds and not found.departures()
-    text = found.text()
-    assert "in proportion to $\\eta$ (orders 1.00, 1.00)" in text
-    assert "$\\eta^2$ (orders 2.00, 2.00)" in text
-
-
-def test_orders_name_each_departure():
-    found = elr.orders(synthetic_studies(slope_modified=1.5))
-    assert not found.holds
-    assert [(name, c) for name, c, _ in found.departures()] == [
-        ("golden α", "modified flow, t0 ≤ t ≤ T"),
-        ("α = 0.9", "modified flow, t0 ≤ t ≤ T"),
-    ]
-    assert "do **not** all match" in found.text()
-    assert "modified flow, t0 ≤ t ≤ T for α = 0.9: 1.50, expected 2" in found.text()
-
-
-def test_convergence_studies_wrap_dynamics_once_per_momentum(monkeypatch):
-    calls = []
-
-    def study(alpha):
-        calls.append(alpha)
-        c = synthetic_convergence("", alpha)
-        return {
-            "alpha": alpha,
-            "etas": c.etas,
-            "fitted": c.fitted,
-            "errors": c.errors,
-            "orders": c.orders,
-        }
-
-    monkeypatch.setattr(dynamics, "convergence_study", study)
-    elr._convergence.cache_clear()
-    try:
-        first, again = elr.convergence_studies(), elr.convergence_studies()
-    finally:
-        elr._convergence.cache_clear()
-    assert calls == list(elr.MOMENTA.values())  # computed once
-    assert again["golden α"] is first["golden α"]
-    assert first["α = 0.9"].alpha == 0.9 and first["α = 0.9"].name == "α = 0.9"
-    assert elr.orders(first).holds
-
-
-# --- the slow rate --------------------------------------------------------------------
-
-
-def test_rate_table_and_check_on_the_exact_rates():
-    rows = elr.rate_rows()
-    assert [(r.name, r.eta) for r in rows[:3]] == [
-        ("golden α", e) for e in elr.RATE_ETAS
-    ]
-    assert rows[3].leading == pytest.approx(elr.STEEP / (1 - 0.9))
-    table = elr.rate_table(rows).splitlines()
-    assert len(table) == 2 + 6
-    assert table[-1].startswith("| α = 0.9 | 1e-06 | 100.095181 | 100.000000 |")
-    found = elr.rate_check(rows)
-    assert found.factor == pytest.approx(10)
-    assert found.tends_to_one and found.proportional
-    assert found.text().startswith("The last column tends to 1") and "next term" in (
-        found.text()
-    )
-
-
-def rows_with(ratios) -> list[elr.RateRow]:
-    """Rate rows of one momentum whose last column is ``ratios`` (η = 1e-4, ...)."""
-    return [
-        elr.RateRow("m", 10.0 ** -(4 + i), 1 + ratio, 1.0, 2.0)
-        for i, ratio in enumerate(ratios)
-    ]
-
-
-def test_rate_check_that_does_not_tend_to_one():
-    found = elr.rate_check(rows_with([1.2, 1.1, 1.05]))
-    assert not found.tends_to_one
-    assert "does **not** tend to 1" in found.text()
-
-
-def test_rate_check_that_tends_to_one_but_not_in_proportion():
-    found = elr.rate_check(rows_with([1.1, 1.05, 1.005]))  # shrinks by 2, then 10
-    assert found.tends_to_one and not found.proportional
-    assert found.shrink == pytest.approx((2.0, 10.0))
-    assert (
-        "does not shrink in proportion" in found.text()
-        and "(successive ratios 2, 10)" in (found.text())
-    )
-
-
-def test_pairs_table_puts_both_pairs_on_the_rule():
-    lines = elr.pairs_table().splitlines()
-    assert len(lines) == 4
-    golden, common = (line.split(" | ") for line in lines[2:])
-    assert golden[4] == common[4] == "1.0000"  # η/(1−α)² = 1 at both pairs
-    assert common[1:3] == ["0.01", "0.9"] and common[5] == "9.00"
 
 
 # --- the grid -------------------------------------------------------------------------
@@ -282,18 +113,21 @@ def test_run_summary_counts_pairs_and_steps():
 def test_measures_leave_out_pairs_with_a_diverged_run_and_place_the_named_pairs():
     found = elr.measures(elr.points(grid(diverged={((0.2, 0.9), 0)})))
     assert (found.n, found.excluded) == (59, 1)
-    assert found.parameters_step == 7 and found.parameters_both == 10
-    assert found.r2_step > 0.9 and not found.alpha_matters
+    assert found.fit.alone.parameters == 7 and found.fit.extended.parameters == 10
+    assert found.fit.alone.r2 > 0.9 and not found.alpha_matters
     golden = found.named["golden pair"]
     assert golden.pair == GOLDEN and golden.step == pytest.approx(
         theory.effective_step(*GOLDEN)
     )
     assert golden.accuracy - golden.predicted == pytest.approx(golden.residual)
     assert golden.z == pytest.approx(golden.residual / golden.spread)
-    spread, near = elr.local_spread(list(found.points), golden.step, exclude=GOLDEN)
+    spread, near = elr.local_spread(found.points, golden.step, exclude=GOLDEN)
     assert golden.spread == spread and len(near) == elr.NEIGHBOURS
-    assert golden.near == (min(p["acc"] for p in near), max(p["acc"] for p in near))
-    assert all(0 < acc < 1 for acc in found.curve_acc)
+    assert golden.near == (
+        min(p.accuracy for p in near),
+        max(p.accuracy for p in near),
+    )
+    assert all(0 < acc < 1 for acc in found.fit.curve_y)
     table = elr.measures_table(found).splitlines()
     assert table[2] == "| pairs used (no seed diverged) | 59 of 60 |"
     assert table[-2].startswith("| golden pair (η = 0.016, α = 0.874, η/(1−α) = 0.127)")
@@ -336,8 +170,8 @@ def test_grid_figure_marks_diverged_hollow_and_named_pairs():
     )
 
 
-def answer(runs) -> elr.Answer:
-    return elr.answer(study_of(runs))
+def answer(runs) -> elr.Verdict:
+    return elr.verdict(study_of(runs))
 
 
 def test_answer_not_special_with_the_common_pair_on_the_curve():
@@ -374,8 +208,10 @@ def test_a_pair_near_the_top_is_judged_against_the_spread_near_it():
     }
     found = answer(grid(shift={GOLDEN: 0.03, **far_down}))
     assert found.finding == "above"
-    assert found.golden.residual < 2 * found.measures.sigma  # not off by the old rule
-    assert found.golden.spread < found.measures.sigma / 2
+    assert (
+        found.golden.residual < 2 * found.measures.fit.sigma
+    )  # not off by the old rule
+    assert found.golden.spread < found.measures.fit.sigma / 2
 
 
 def test_answer_not_special_with_the_common_pair_above_the_curve():
@@ -421,21 +257,21 @@ def test_answer_undetectable_where_the_curve_leaves_no_room_above_it():
 # --- the peak -------------------------------------------------------------------------
 
 
-def flat_points(steps, acc=0.98, residual=0.001):
+def flat_points(steps, acc=0.98, residual=0.001) -> list[elr.Fitted]:
     return [
-        {"pair": (s, 0.0), "step": s, "acc": acc, "fitted": acc, "loo_residual": r}
+        elr.Fitted((s, 0.0), s, acc, r)
         for s, r in zip(steps, [residual, -residual] * len(steps))
     ]
 
 
 def test_local_spread_is_the_rms_of_the_nearest_pairs():
     points = flat_points([10.0**k for k in range(-5, 1)] * 2, residual=0.002)
-    points[0]["loo_residual"] = 5.0  # far from the step asked about
+    points[0] = elr.Fitted(points[0].pair, points[0].step, 0.98, 5.0)  # far away
     spread, near = elr.local_spread(points, 1.0)
     assert spread == pytest.approx(0.002) and len(near) == elr.NEIGHBOURS
-    assert all(p["step"] >= 1e-4 for p in near)
+    assert all(p.step >= 1e-4 for p in near)
     spread, near = elr.local_spread(points, 1.0, exclude=(1.0, 0.0))
-    assert all(p["pair"] != (1.0, 0.0) for p in near)
+    assert all(p.pair != (1.0, 0.0) for p in near)
 
 
 def test_a_peak_that_falls_off_on_both_sides_survives():
@@ -487,7 +323,8 @@ def test_answer_without_the_golden_pair():
 def test_answer_when_the_momentum_matters():
     found = answer(grid(alpha_effect=0.2, top=0.75))  # accuracies stay below 1
     assert found.measures.alpha_matters
-    assert found.measures.f_p < elr.F_LEVEL and found.measures.gain > elr.ALPHA_GAIN
+    assert found.measures.fit.f_p < elr.F_LEVEL
+    assert found.measures.gain > elr.ALPHA_GAIN
     text = found.text()
     assert "α carries real information beyond η/(1−α)" in text
     steps = 2 * -(-2048 // 64)
@@ -497,8 +334,4 @@ def test_answer_when_the_momentum_matters():
 
 
 def test_figures_are_registered():
-    assert set(elr.FIGURES) == {
-        "elr_trajectories",
-        "elr_convergence",
-        "elr_grid_effective_step",
-    }
+    assert set(elr.FIGURES) == {"elr_grid_effective_step"}

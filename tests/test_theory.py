@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import labels_without_their_check
-from golden import beyond, dynamics, identities, theory
+from golden import beyond, identities, theory
 from golden.derivations import bayes, loss, momentum
 from golden.identities import IDENTITIES, Identity
 
@@ -112,8 +112,8 @@ def test_an_identity_samples_its_own_ranges():
 
 @pytest.mark.parametrize(
     "check",
-    [identities.check, dynamics.check, beyond.check],
-    ids=["identities", "dynamics", "beyond"],
+    [identities.check, beyond.check],
+    ids=["identities", "beyond"],
 )
 def test_check_refuses_an_identity_that_does_not_hold(monkeypatch, check):
     wrong = Identity("wrong", momentum.alpha, momentum.eta, "none")
@@ -138,7 +138,12 @@ def test_every_source_registers_identities_and_every_identity_has_a_source():
 
 IDENTITY_CHAPTERS = {
     "derivations": (DERIVATION_MODULES, DERIVATION_CHAPTERS, "identities", False),
-    "dynamics": (("golden.dynamics",), ("effective_lr",), "dynamics", True),
+    "effective_step": (
+        ("golden.derivations.effective_step",),
+        ("effective_lr",),
+        "identities",
+        True,
+    ),
     "beyond": (
         ("golden.beyond",),
         ("breakeven", "mse", "noise", "mutual_info"),

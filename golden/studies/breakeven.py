@@ -61,10 +61,6 @@ def probe(run: Run, key: str) -> list[float]:
     return list(run.probes[key])
 
 
-def effective_step(pair: Pair) -> float:
-    return pair[0] / (1 - pair[1])
-
-
 def steps(study: report.Study) -> list[int]:
     """The steps at which the runs were probed (those of the first run with probes)."""
     return next(
@@ -113,7 +109,7 @@ class Row:
 
     @property
     def effective_step(self) -> float:
-        return effective_step(self.pair)
+        return theory.effective_step(*self.pair)
 
     @property
     def limit(self) -> float:
@@ -211,7 +207,7 @@ class Trend:
 def _trends(learned: list[Run], value) -> dict[str, Trend]:
     """Spearman's ρ of ``value(run, key)`` against the effective step for each measure,
     over ``learned``, Holm-corrected together."""
-    xs = [effective_step(run.pair) for run in learned]
+    xs = [theory.effective_step(*run.pair) for run in learned]
     tests = {}
     for key in MEASURES:
         ys = [value(run, key) for run in learned]

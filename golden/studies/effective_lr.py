@@ -1,12 +1,10 @@
-"""The effective learning rate η/(1−α): theory on a quadratic, and the grid against it.
+"""How much of the grid's accuracy the effective step η/(1−α) alone predicts, and
+whether the golden pair stands off the curve it draws.
 
-The first part is theory only: heavy-ball paths next to the rescaled gradient flow, the
-measured orders of convergence to the rescaled and to the modified flow, the slow rate
-against its first correction and what the expansion says about the golden and the
-common pair; every number comes from :mod:`golden.dynamics`. The second part reads the
-stored grid: each pair's mean test accuracy against its effective step, the spline fit
-of :func:`golden.dynamics.predictive_measures` and the answer, a value whose prose is
-built from its numbers.
+The study reads the stored grid: each pair's mean test accuracy against its effective
+step, the spline fit of :func:`golden.stats.spline_fit` and the verdict, a value whose
+prose is built from its numbers. (The theory of the effective step, on a quadratic, is
+in :mod:`golden.derivations.effective_step` and :mod:`golden.dynamics`.)
 
 The spline is fitted to the logit of the accuracy, so the curve stays inside (0, 1). A
 pair is judged against the spread of the pairs near it, not of the whole grid: the
@@ -26,33 +24,19 @@ measurement. (This is the rule the chapter has always used; it differs on purpos
 
 from __future__ import annotations
 
-import functools
 import math
-import textwrap
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from golden import data, dynamics, experiments, plots, report, theory
+from golden import data, experiments, plots, report, stats, theory
+from golden.report import Study
 from golden.results import Estimate, Run, group
 
 Pair = tuple[float, float]
 
-MOMENTA = {"golden α": theory.ALPHA, "α = 0.9": experiments.COMMON_PAIR[1]}
-"""The two momenta of the theory figures: the golden one and the common pair's."""
-SHOWN_ETAS = (4e-3, 1e-3, 2.5e-4)  # learning rates of the trajectory figure
-RATE_ETAS = (1e-4, 1e-5, 1e-6)  # learning rates of the slow-rate check
-STEEP = max(dynamics.CURVATURES)  # the slow-rate check's curvature
 NAMED = {"golden pair": experiments.GOLDEN_PAIR, "common pair": experiments.COMMON_PAIR}
-EXPECTED_ORDERS = {
-    "rescaled flow, 0 ≤ t ≤ T": 1,
-    "rescaled flow, t0 ≤ t ≤ T": 1,
-    "modified flow, 0 ≤ t ≤ T": 1,
-    "modified flow, t0 ≤ t ≤ T": 2,
-}
-"""The orders the expansion predicts for each of :data:`dynamics.COMPARISONS`."""
-ORDER_TOLERANCE = 0.25  # a measured order within this of an integer is that order
 OFF_CURVE = 2.0  # local residual spreads beyond which a pair is off the curve
 NEIGHBOURS = 10  # pairs nearest in log effective step that make a local spread
 LINK = "logit"  # the spline is fitted to logit(accuracy): it cannot leave (0, 1)
@@ -60,363 +44,9 @@ ALPHA_GAIN = 0.05  # rise of leave-one-out R² for the momentum to count as info
 F_LEVEL = 0.05  # level of the F-test of the α terms
 
 
-def _title(name: str, momentum: float) -> str:
-    return name if "=" in name else f"{name} = {momentum:.4g}"
-
-
-# --- the quadratic --------------------------------------------------------------------
-
-
-def problem_line() -> str:
-    """The test problem of the theory figures."""
-    return (
-        f"curvatures {dynamics.CURVATURES}, start {dynamics.START}, "
-        f"T = {dynamics.HORIZON}"
-    )
-
-
-def trajectories_figure() -> plt.Figure:
-    """Heavy-ball paths at :data:`SHOWN_ETAS` next to the rescaled flow, one panel per
-    momentum of :data:`MOMENTA`."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    times = np.linspace(0, dynamics.HORIZON, 2001)
-    for ax, (name, momentum) in zip(axes, MOMENTA.items()):
-        for value in SHOWN_ETAS:
-            steps = int(round(dynamics.HORIZON / value))
-            path = dynamics.heavy_ball_quadratic(
-                dynamics.CURVATURES, dynamics.START, value, momentum, steps
-            )
-            ax.plot(path[:, 0], path[:, 1], lw=1, label=f"heavy ball, η = {value:g}")
-        flow = dynamics.rescaled_flow(
-            dynamics.CURVATURES, dynamics.START, momentum, times
-        )
-        ax.plot(flow[:, 0], flow[:, 1], "k--", lw=1.5, label="rescaled gradient flow")
-        ax.set(title=_title(name, momentum), xlabel="$x_1$ (curvature 1)")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("$x_2$ (curvature 10)")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    plots.stamp(fig, "f = (x1² + 10 x2²)/2, start (1, 1), 0 ≤ t = kη ≤ 1")
-    return fig
-
-
-@dataclass(frozen=True)
-class Convergence:
-    """The largest errors of the heavy ball against each flow, for each η, at one
-    momentum, and the orders fitted where the expansion parameter is small."""
-
-    name: str
-    alpha: float
-    etas: np.ndarray
-    fitted: np.ndarray  # which η enter the fit
-    errors: dict[str, np.ndarray]  # by comparison of dynamics.COMPARISONS
-    orders: dict[str, float]
-
-
-@functools.lru_cache(maxsize=None)
-def _convergence(name: str, momentum: float) -> Convergence:
-    study = dynamics.convergence_study(momentum)
-    return Convergence(
-        name,
-        study["alpha"],
-        study["etas"],
-        study["fitted"],
-        study["errors"],
-        study["orders"],
-    )
-
-
-def convergence_studies() -> dict[str, Convergence]:
-    """One convergence study per momentum of :data:`MOMENTA` (computed once)."""
-    return {name: _convergence(name, momentum) for name, momentum in MOMENTA.items()}
-
-
-def study_lines() -> str:
-    """The study's η, window and fitting rule, in lines of at most 88 characters."""
-    etas = ", ".join(f"{value:.3g}" for value in dynamics.STUDY_ETAS)
-    return "\n".join(
-        textwrap.wrap(
-            f"η = {etas}; T = {dynamics.HORIZON}, t0 = {dynamics.LAYER_END}; fit where "
-            f"η·max(h)/(1−α)² ≤ {dynamics.ASYMPTOTIC_LIMIT}",
-            88,
-            break_on_hyphens=False,
-        )
-    )
-
-
-def orders_table(studies: dict[str, Convergence]) -> str:
-    """The measured order of every comparison at each momentum, with its caption."""
-    rows = [
-        [comparison, *(f"{study.orders[comparison]:.3f}" for study in studies.values())]
-        for comparison in dynamics.COMPARISONS
-    ]
-    fits = ", ".join(
-        f"the {int(study.fitted.sum())} smallest η for {name}"
-        for name, study in studies.items()
-    )
-    return (
-        report.table(
-            [
-                "error of the heavy ball against",
-                *(f"order, {name}" for name in studies),
-            ],
-            rows,
-        )
-        + "\n\nMeasured orders of convergence (slopes of the log–log fits over "
-        + f"{fits})."
-    )
-
-
-def convergence_figure(studies: dict[str, Convergence] | None = None) -> plt.Figure:
-    """Largest error against η on log–log axes, for three comparisons at each momentum,
-    with reference slopes 1 and 2; η outside the fitted range circled in grey."""
-    studies = studies or convergence_studies()
-    shown = {
-        "rescaled flow, 0 ≤ t ≤ T": "o-",
-        "rescaled flow, t0 ≤ t ≤ T": "s:",
-        "modified flow, t0 ≤ t ≤ T": "^-",
-    }
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, (name, study) in zip(axes, studies.items()):
-        etas, fit = study.etas, study.fitted
-        for comparison, style in shown.items():
-            errors = study.errors[comparison]
-            ax.loglog(
-                etas,
-                errors,
-                style,
-                ms=4,
-                lw=1,
-                label=f"{comparison}: order {study.orders[comparison]:.2f}",
-            )
-            ax.loglog(etas[~fit], errors[~fit], "o", ms=8, mfc="none", mec="0.6")
-        for power, anchor in (
-            (1, study.errors["rescaled flow, 0 ≤ t ≤ T"]),
-            (2, study.errors["modified flow, t0 ≤ t ≤ T"]),
-        ):
-            reference = anchor[-1] * (etas / etas[-1]) ** power
-            ax.loglog(etas, reference * 0.5, color="0.5", lw=0.8, ls="--")
-            ax.annotate(
-                f"slope {power}",
-                (etas[0], reference[0] * 0.5),
-                fontsize=8,
-                color="0.4",
-                ha="right",
-            )
-        ax.set(title=_title(name, study.alpha), xlabel="learning rate η")
-        ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("largest error over the time window")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    plots.stamp(fig, "grey circles: outside the fitted range; dashed: reference slopes")
-    return fig
-
-
-@dataclass(frozen=True)
-class Orders:
-    """The measured orders against the expansion's (:data:`EXPECTED_ORDERS`)."""
-
-    measured: dict[str, dict[str, float]]  # momentum name -> comparison -> order
-
-    def departures(self) -> list[tuple[str, str, float]]:
-        """(momentum, comparison, order) for each order not within the tolerance."""
-        return [
-            (name, comparison, order)
-            for name, orders in self.measured.items()
-            for comparison, order in orders.items()
-            if abs(order - EXPECTED_ORDERS[comparison]) > ORDER_TOLERANCE
-        ]
-
-    @property
-    def holds(self) -> bool:
-        return not self.departures()
-
-    def _orders(self, comparison: str) -> str:
-        return ", ".join(
-            f"{orders[comparison]:.2f}" for orders in self.measured.values()
-        )
-
-    def text(self) -> str:
-        first, second = "rescaled flow, 0 ≤ t ≤ T", "modified flow, t0 ≤ t ≤ T"
-        if self.holds:
-            return (
-                "Measured against the rescaled flow, the error falls in proportion to "
-                f"$\\eta$ (orders {self._orders(first)}): the heavy ball converges to "
-                "{eq}`elr-rescaled-flow` at first order, the limit that "
-                "{cite:t}`kovachki2021continuous` establish for vanishing learning "
-                "rate. The third curve, against the modified flow derived next, falls "
-                f"in proportion to $\\eta^2$ (orders {self._orders(second)})."
-            )
-        listed = "; ".join(
-            f"{comparison} for {name}: {order:.2f}, expected "
-            f"{EXPECTED_ORDERS[comparison]}"
-            for name, comparison, order in self.departures()
-        )
-        return (
-            "The measured orders do **not** all match the expansion "
-            f"({listed}): the fitted range is not yet asymptotic, and the orders "
-            "quoted below are what the expansion predicts, not what was measured."
-        )
-
-
-def orders(studies: dict[str, Convergence]) -> Orders:
-    return Orders({name: dict(study.orders) for name, study in studies.items()})
-
-
-# --- the slow rate and its correction -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RateRow:
-    """The exact slow rate at one η against the leading rate and its correction."""
-
-    name: str
-    eta: float
-    exact: float
-    leading: float
-    corrected: float
-
-    @property
-    def ratio(self) -> float:
-        """(λ − h/(1−α)) / (c₁η): 1 when the correction is exact."""
-        return (self.exact - self.leading) / (self.corrected - self.leading)
-
-
-def rate_rows(etas: tuple[float, ...] = RATE_ETAS) -> list[RateRow]:
-    """The exact λ(η) of the steep coordinate for each momentum and η."""
-    rows = []
-    for name, momentum in MOMENTA.items():
-        leading = float(dynamics.corrected_rates([STEEP], 0.0, momentum)[0])
-        for value in etas:
-            rows.append(
-                RateRow(
-                    name,
-                    value,
-                    float(dynamics.effective_rate(value, momentum, STEEP)),
-                    leading,
-                    float(dynamics.corrected_rates([STEEP], value, momentum)[0]),
-                )
-            )
-    return rows
-
-
-def rate_table(rows: list[RateRow] | None = None) -> str:
-    rows = rate_rows() if rows is None else rows
-    return report.table(
-        [
-            "momentum",
-            "η",
-            "exact λ(η)",
-            "h/(1−α)",
-            "with the correction",
-            "(λ − h/(1−α)) / (c₁η)",
-        ],
-        [
-            [
-                row.name,
-                f"{row.eta:g}",
-                f"{row.exact:.6f}",
-                f"{row.leading:.6f}",
-                f"{row.corrected:.6f}",
-                f"{row.ratio:.4f}",
-            ]
-            for row in rows
-        ],
-    )
-
-
-@dataclass(frozen=True)
-class RateCheck:
-    """Whether the rate table's ratio tends to 1, departing in proportion to η."""
-
-    departures: dict[str, tuple[float, ...]]  # momentum -> ratio − 1, by decreasing η
-    shrink: tuple[float, ...]  # each departure over the next, across every momentum
-    factor: float  # the ratio of successive η
-
-    @property
-    def tends_to_one(self) -> bool:
-        return all(
-            abs(values[-1]) < 0.01 and abs(values[-1]) < abs(values[0])
-            for values in self.departures.values()
-        )
-
-    @property
-    def proportional(self) -> bool:
-        """Each departure shrinks by the factor of η, within a factor of two."""
-        return all(self.factor / 2 <= s <= self.factor * 2 for s in self.shrink)
-
-    def text(self) -> str:
-        if not self.tends_to_one:
-            return (
-                "The last column does **not** tend to 1 as $\\eta$ shrinks: the "
-                "correction of {eq}`elr-rate-expansion` does not describe the exact "
-                "rate here."
-            )
-        if self.proportional:
-            return (
-                "The last column tends to 1 as $\\eta$ shrinks, with a departure "
-                "proportional to $\\eta$: the next term of the series above."
-            )
-        return (
-            "The last column tends to 1 as $\\eta$ shrinks, but its departure does not "
-            "shrink in proportion to $\\eta$ (successive ratios "
-            f"{', '.join(f'{s:.3g}' for s in self.shrink)}): rounding, or more than "
-            "one further term, is visible."
-        )
-
-
-def rate_check(rows: list[RateRow] | None = None) -> RateCheck:
-    rows = rate_rows() if rows is None else rows
-    departures: dict[str, list[float]] = {}
-    etas: dict[str, list[float]] = {}
-    for row in rows:
-        departures.setdefault(row.name, []).append(row.ratio - 1)
-        etas.setdefault(row.name, []).append(row.eta)
-    shrink = tuple(
-        a / b for values in departures.values() for a, b in zip(values, values[1:])
-    )
-    first = next(iter(etas.values()))
-    factor = first[0] / first[1] if len(first) > 1 else math.nan
-    return RateCheck(
-        {name: tuple(values) for name, values in departures.items()}, shrink, factor
-    )
-
-
-# --- the two pairs --------------------------------------------------------------------
-
-
-def pairs_table() -> str:
-    """Effective step, expansion parameter, start-up delay and the curvature up to which
-    the roots are real, at the golden and the common pair."""
-    pairs = {
-        "golden pair": (theory.ETA, theory.ALPHA),
-        "common pair": experiments.COMMON_PAIR,
-    }
-    rows = [
-        [
-            name,
-            f"{lr:.4g}",
-            f"{momentum:.4g}",
-            f"{theory.effective_step(lr, momentum):.4f}",
-            f"{lr / (1 - momentum) ** 2:.4f}",
-            f"{momentum / (1 - momentum):.2f}",
-            f"{(1 - np.sqrt(momentum)) ** 2 / lr:.4f}",
-        ]
-        for name, (lr, momentum) in pairs.items()
-    ]
-    return report.table(
-        [
-            "pair",
-            "η",
-            "α",
-            "η/(1−α)",
-            "η/(1−α)²",
-            "start-up delay α/(1−α), steps",
-            "largest h with real roots",
-        ],
-        rows,
-    )
-
-
-# --- the grid -------------------------------------------------------------------------
+def load() -> Study:
+    """The stored grid (or the quick fallback), which this study reads."""
+    return report.load("grid")
 
 
 @dataclass(frozen=True)
@@ -459,7 +89,7 @@ def points(runs) -> list[Point]:
     ]
 
 
-def steps_per_run(study: report.Study) -> int:
+def steps_per_run(study: Study) -> int:
     """SGD steps of the longest run: epochs times batches of the training split."""
     train = (
         data.QUICK_SIZES["train"]
@@ -470,7 +100,7 @@ def steps_per_run(study: report.Study) -> int:
     return study.epochs * -(-train // batch)
 
 
-def run_summary(study: report.Study) -> str:
+def run_summary(study: Study) -> str:
     """Runs, their length and the pairs with diverged or unlearned runs (≤ 88 chars)."""
     shown = points(study.runs)
     diverged = sum(p.diverged > 0 for p in shown)
@@ -482,17 +112,29 @@ def run_summary(study: report.Study) -> str:
     )
 
 
-def local_spread(points: list[dict], step: float, exclude=None) -> tuple[float, list]:
+@dataclass(frozen=True)
+class Fitted:
+    """A pair in the fit: its mean accuracy and its leave-one-out residual from the
+    spline (above the curve is positive)."""
+
+    pair: Pair
+    step: float
+    accuracy: float
+    loo_residual: float
+
+
+def local_spread(
+    points: tuple[Fitted, ...], step: float, exclude: Pair | None = None
+) -> tuple[float, list[Fitted]]:
     """The root mean square of the leave-one-out residuals of the
     :data:`NEIGHBOURS` pairs nearest to ``step`` in log effective step (``exclude``, a
-    pair, left out), and those pairs' points: the spread that a pair at ``step`` is
-    judged against. Near the top of the curve it is a few thousandths, where the
-    grid's overall residual deviation is tenths."""
-    others = [p for p in points if p["pair"] != exclude]
-    near = sorted(others, key=lambda p: (abs(math.log10(p["step"] / step)), p["pair"]))[
-        :NEIGHBOURS
-    ]
-    spread = math.sqrt(sum(p["loo_residual"] ** 2 for p in near) / len(near))
+    pair, left out), and those pairs: the spread that a pair at ``step`` is judged
+    against. Near the top of the curve it is a few thousandths, where the grid's
+    overall residual deviation is tenths."""
+    others = [p for p in points if p.pair != exclude]
+    near = sorted(others, key=lambda p: (abs(math.log10(p.step / step)), p.pair))
+    near = near[:NEIGHBOURS]
+    spread = math.sqrt(sum(p.loo_residual**2 for p in near) / len(near))
     return spread, near
 
 
@@ -563,7 +205,7 @@ class Peak:
         return self.low <= step <= self.high
 
 
-def peak(curve_steps, curve_acc, points: list[dict]) -> Peak:
+def peak(curve_steps, curve_acc, points: tuple[Fitted, ...]) -> Peak:
     """The :class:`Peak` of a fitted curve, judged against the local spread of the
     pairs nearest to its maximum."""
     steps, acc = np.asarray(curve_steps), np.asarray(curve_acc)
@@ -582,98 +224,81 @@ def peak(curve_steps, curve_acc, points: list[dict]) -> Peak:
         float(steps[low]),
         float(steps[high]),
         low > 0 and high < len(acc) - 1,
-        max(p["acc"] for p in points),
+        max(p.accuracy for p in points),
     )
 
 
 @dataclass(frozen=True)
 class Measures:
-    """How well the effective step alone predicts the mean test accuracy (see
-    :func:`golden.dynamics.predictive_measures`)."""
+    """How well the effective step alone predicts the mean test accuracy: the spline
+    fit over the pairs without a diverged run, and the named pairs and the curve's
+    maximum judged against the local spread."""
 
-    n: int  # pairs without a diverged seed
-    excluded: int
-    spearman: float
-    spearman_p: float
-    r2_step: float
-    r2_step_loo: float
-    r2_both: float
-    r2_both_loo: float
-    parameters_step: int
-    parameters_both: int
-    f: float
-    f_p: float
-    sigma: float
-    curve_steps: np.ndarray
-    curve_acc: np.ndarray
+    fit: stats.SplineFit  # x: effective step, y: mean accuracy, z: momentum
+    points: tuple[Fitted, ...]  # the pairs fitted, in the order of the fit
+    excluded: int  # pairs with a diverged run
     peak: Peak
     named: dict[str, Placed]
-    points: tuple[dict, ...] = ()  # step, accuracy, fit, leave-one-out residual
+
+    @property
+    def n(self) -> int:
+        return self.fit.n
 
     @property
     def gain(self) -> float:
         """Rise of the leave-one-out R² when the α terms are added."""
-        return self.r2_both_loo - self.r2_step_loo
+        return self.fit.extended.r2_loo - self.fit.alone.r2_loo
 
     @property
     def alpha_matters(self) -> bool:
-        return self.f_p < F_LEVEL and self.gain > ALPHA_GAIN
+        return self.fit.f_p < F_LEVEL and self.gain > ALPHA_GAIN
 
 
 def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measures:
-    """The spline fits over the points without a diverged run; raises ValueError with
+    """The spline fit over the points without a diverged run; raises ValueError with
     too few such points to fit both models."""
     named = NAMED if named is None else named
-    rows = [
-        {
-            "pair": p.pair,
-            "test_acc": list(p.accuracies),
-            "diverged": p.diverged,
-            "test_acc_mean": p.accuracy.mean,
-            "test_acc_ci": p.accuracy.half,
-        }
-        for p in shown
-    ]  # the rows dynamics.predictive_measures reads
-    m = dynamics.predictive_measures(rows, named, link=LINK)
+    used = [p for p in shown if p.diverged == 0 and not math.isnan(p.accuracy.mean)]
+    fit = stats.spline_fit(
+        [p.step for p in used],
+        [p.accuracy.mean for p in used],
+        [p.alpha for p in used],
+        link=LINK,
+    )
+    fitted = tuple(
+        Fitted(p.pair, float(fit.x[i]), float(fit.y[i]), float(fit.loo_residuals[i]))
+        for i, p in enumerate(used)
+    )
     placed = {}
-    for name, info in m["named"].items():
-        spread, near = local_spread(m["points"], info["step"], exclude=info["pair"])
-        accuracies = [p["acc"] for p in near]
+    for name, pair in named.items():
+        i = next((i for i, p in enumerate(fitted) if p.pair == pair), None)
+        if i is None:
+            continue
+        point = fitted[i]
+        spread, near = local_spread(fitted, point.step, exclude=pair)
+        accuracies = [p.accuracy for p in near]
         placed[name] = Placed(
-            info["pair"],
-            info["step"],
-            info["acc"],
-            info["predicted"],
-            info["residual"],
+            pair,
+            point.step,
+            point.accuracy,
+            float(fit.alone.loo_predicted[i]),
+            point.loo_residual,
             spread,
             (min(accuracies), max(accuracies)),
         )
     return Measures(
-        m["n"],
-        m["excluded"],
-        m["spearman"],
-        m["spearman_p"],
-        m["r2_step"],
-        m["r2_step_loo"],
-        m["r2_both"],
-        m["r2_both_loo"],
-        m["parameters_step"],
-        m["parameters_both"],
-        m["f"],
-        m["f_p"],
-        m["sigma"],
-        m["curve_steps"],
-        m["curve_acc"],
-        peak(m["curve_steps"], m["curve_acc"], m["points"]),
+        fit,
+        fitted,
+        len(shown) - len(used),
+        peak(fit.curve_x, fit.curve_y, fitted),
         placed,
-        tuple(m["points"]),
     )
 
 
 SPLINE_LABEL = "cubic spline in log₁₀ η/(1−α), fitted to logit(accuracy)"
 
 
-def grid_step_figure(study: report.Study) -> plt.Figure:
+def grid_step_figure(study: Study) -> plt.Figure:
     """Mean test accuracy of every grid pair against its effective step, coloured by α,
     with 95% t-intervals, the spline and the golden and common pair marked."""
     shown = points(study.runs)
@@ -700,8 +325,8 @@ def grid_step_figure(study: report.Study) -> plt.Figure:
             alpha=0.9,
         )
     ax.plot(
-        fitted.curve_steps,
-        fitted.curve_acc,
+        fitted.fit.curve_x,
+        fitted.fit.curve_y,
         color="0.4",
         lw=1.5,
         label=SPLINE_LABEL,
@@ -764,25 +389,26 @@ def peak_text(found: Peak) -> str:
 
 
 def measures_table(m: Measures) -> str:
+    fit = m.fit
     rows = [
         ["pairs used (no seed diverged)", f"{m.n} of {m.n + m.excluded}"],
         [
             "Spearman ρ(effective step, accuracy)",
-            f"{m.spearman:.3f} (p = {m.spearman_p:.2g})",
+            f"{fit.spearman:.3f} (p = {fit.spearman_p:.2g})",
         ],
         [
-            f"R², spline in log effective step ({m.parameters_step} parameters)",
-            f"{m.r2_step:.3f} (leave-one-out {m.r2_step_loo:.3f})",
+            f"R², spline in log effective step ({fit.alone.parameters} parameters)",
+            f"{fit.alone.r2:.3f} (leave-one-out {fit.alone.r2_loo:.3f})",
         ],
         [
-            f"R², spline + α terms ({m.parameters_both} parameters)",
-            f"{m.r2_both:.3f} (leave-one-out {m.r2_both_loo:.3f})",
+            f"R², spline + α terms ({fit.extended.parameters} parameters)",
+            f"{fit.extended.r2:.3f} (leave-one-out {fit.extended.r2_loo:.3f})",
         ],
         [
             "F-test of the α terms (in logit accuracy)",
-            f"F = {m.f:.2f}, p = {m.f_p:.2g}",
+            f"F = {fit.f:.2f}, p = {fit.f_p:.2g}",
         ],
-        ["residual standard deviation of the spline, all pairs", f"{m.sigma:.4f}"],
+        ["residual standard deviation of the spline, all pairs", f"{fit.sigma:.4f}"],
         ["the curve's maximum", peak_text(m.peak)],
     ]
     for name, info in m.named.items():
@@ -800,7 +426,7 @@ def measures_table(m: Measures) -> str:
 
 
 @dataclass(frozen=True)
-class Answer:
+class Verdict:
     """Does the effective step alone predict the accuracy, and is the golden pair off
     the curve it draws?"""
 
@@ -839,13 +465,13 @@ class Answer:
         )
 
     def text(self) -> str:
-        m = self.measures
+        m, fit = self.measures, self.measures.fit
         text = [
             f"**Answer.** Over the {m.n} pairs without divergence the effective step "
-            f"alone explains {m.r2_step_loo:.0%} of the variance of the mean test "
-            f"accuracy out of sample ({m.r2_step:.0%} in sample; Spearman ρ = "
-            f"{m.spearman:.2f}). Adding α brings this to {m.r2_both_loo:.0%} (F-test "
-            f"p = {m.f_p:.2g}): "
+            f"alone explains {fit.alone.r2_loo:.0%} of the variance of the mean test "
+            f"accuracy out of sample ({fit.alone.r2:.0%} in sample; Spearman ρ = "
+            f"{fit.spearman:.2f}). Adding α brings this to "
+            f"{fit.extended.r2_loo:.0%} (F-test p = {fit.f_p:.2g}): "
             + (
                 "α carries real information beyond η/(1−α), so the accuracy is *not* "
                 "a function of the effective step alone under this protocol. "
@@ -934,12 +560,8 @@ def _peak_sentence(found: Peak, golden: float, common: float) -> str:
     return f"No peak of the curve survives: {why}; " + where
 
 
-def answer(study: report.Study) -> Answer:
-    return Answer(measures(points(study.runs)), steps_per_run(study), study.stamp())
+def verdict(study: Study) -> Verdict:
+    return Verdict(measures(points(study.runs)), steps_per_run(study), study.stamp())
 
 
-FIGURES = {
-    "elr_trajectories": trajectories_figure,
-    "elr_convergence": convergence_figure,
-    "elr_grid_effective_step": lambda: grid_step_figure(report.load("grid")),
-}
+FIGURES = {"elr_grid_effective_step": lambda: grid_step_figure(load())}
