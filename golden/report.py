@@ -17,7 +17,7 @@ from golden.protocols import Protocol, number_list, replicates_text
 from golden.results import Run, runs_of
 
 OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "adam": "Adam"}
-LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE"}
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "squared error"}
 
 
 @dataclass(frozen=True)

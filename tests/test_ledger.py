@@ -19,7 +19,6 @@ from golden.results import Comparison, Estimate
 from golden.studies import (
     breakeven,
     contenders,
-    fashion,
     grid,
     mse,
     mutual_info,
@@ -198,11 +197,11 @@ def test_every_mutual_information_outcome_maps_to_a_word():
 
 
 def test_every_fashion_finding_maps_to_a_word():
-    from test_studies_fashion import FASHION, MNIST, rung_study
+    from test_studies_fashion import FASHION, MNIST, rung_study, verdict
 
     def found(golden, common):
         rung = rung_study({GOLDEN_PAIR: golden, COMMON_PAIR: common})
-        return ledger.fashion_entry(fashion.verdict([FASHION, rung], MNIST))
+        return ledger.fashion_entry(verdict([FASHION, rung], MNIST))
 
     first = found([0.92, 0.915, 0.918], [0.912, 0.909, 0.912])
     holds = found([0.91, 0.913, 0.909], [0.912, 0.909, 0.912])

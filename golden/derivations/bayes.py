@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from golden import identities, theory
+from golden import identities, plots, theory
 from golden.identities import register, symbols
 
 P_A, P_B = symbols("P(A) P(B)", 0.05, 0.95, positive=True)
@@ -361,6 +361,7 @@ def _golden_ratio_identities() -> None:
 # --------------------------------------------------------------------------- the figure
 
 
+@plots.figure("process_curves")
 def process_figure():
     """Both unit-circle processes over the quarter circle for the base lambda_*,
     stamped.
@@ -369,8 +370,6 @@ def process_figure():
     sin(phi) -> 0; they cross at phi = pi/4 at height one.
     """
     import matplotlib.pyplot as plt
-
-    from golden import plots
 
     primal, dual = process_curves(CIRCLE_BASE)
     angles = np.linspace(0.01, np.pi / 2 - 0.01, 500)
@@ -401,5 +400,4 @@ def process_figure():
     return fig
 
 
-FIGURES = {"process_curves": process_figure}
 """The chapter's figure, for :mod:`golden.figures`."""

@@ -48,6 +48,11 @@ COLUMNS = {
 }
 
 
+def load() -> report.Study:
+    """The stored break-even runs (or the quick fallback)."""
+    return report.load("breakeven")
+
+
 def probe(run: Run, key: str) -> list[float]:
     """A run's series of one measure at its probes; ``grad_top`` is λmax(C)/B, the
     product of tr(C)/B and λmax(C)/tr(C)."""
@@ -285,19 +290,7 @@ def matched_table(found: Matched | None) -> str:
     """Spearman's ρ of each measure at matched training loss, with Holm's p."""
     if found is None:
         return "The records hold no probe-batch loss: no comparison at matched loss."
-    return report.table(
-        ["measure at matched training loss", "Spearman ρ", "p", "Holm p", "runs"],
-        [
-            [
-                MEASURES[t.key],
-                f"{t.rho:+.3f}",
-                f"{t.p_value:.2g}",
-                f"{t.p_adjusted:.2g}",
-                t.n,
-            ]
-            for t in found.trends.values()
-        ],
-    )
+    return _trend_table("at matched training loss", found.trends)
 
 
 def matched_lines(found: Matched | None) -> str:
@@ -314,8 +307,14 @@ def matched_lines(found: Matched | None) -> str:
 
 def trend_table(study: report.Study) -> str:
     """Spearman's ρ of each measure against the effective step, with Holm's p."""
+    return _trend_table("at the last probe", trends(study))
+
+
+def _trend_table(where: str, found: dict[str, Trend]) -> str:
+    """The trends ``found`` as a table whose first column says ``where`` they were
+    taken."""
     return report.table(
-        ["measure at the last probe", "Spearman ρ", "p", "Holm p", "runs"],
+        [f"measure {where}", "Spearman ρ", "p", "Holm p", "runs"],
         [
             [
                 MEASURES[t.key],
@@ -324,7 +323,7 @@ def trend_table(study: report.Study) -> str:
                 f"{t.p_adjusted:.2g}",
                 t.n,
             ]
-            for t in trends(study).values()
+            for t in found.values()
         ],
     )
 
@@ -525,6 +524,7 @@ def verdict(study: report.Study) -> Verdict:
 # --- the figure ----------------------------------------------------------------------
 
 
+@plots.figure("breakeven_curves", load)
 def curves_figure(study: report.Study) -> plt.Figure:
     """The four measures through the first epoch: colour is the learning rate, solid the
     golden momentum, dashed the common one; mean over the learned seeds, band from the
@@ -571,6 +571,3 @@ def curves_figure(study: report.Study) -> plt.Figure:
     seeds = ", ".join(map(str, study.replicates))
     plots.stamp(fig, study.stamp(f"first epoch, probe batch of 256, seeds {seeds}"))
     return fig
-
-
-FIGURES = {"breakeven_curves": lambda: curves_figure(report.load("breakeven"))}

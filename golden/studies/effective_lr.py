@@ -75,6 +75,7 @@ def problem_line() -> str:
     )
 
 
+@plots.figure("elr_trajectories")
 def trajectories_figure() -> plt.Figure:
     """Heavy-ball paths at :data:`SHOWN_ETAS` next to the rescaled flow, one panel per
     momentum of :data:`MOMENTA`."""
@@ -166,6 +167,7 @@ def orders_table(studies: dict[str, Convergence]) -> str:
     )
 
 
+@plots.figure("elr_convergence")
 def convergence_figure(studies: dict[str, Convergence] | None = None) -> plt.Figure:
     """Largest error against η on log–log axes, for three comparisons at each momentum,
     with reference slopes 1 and 2; η outside the fitted range circled in grey."""
@@ -673,6 +675,7 @@ def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measur
 SPLINE_LABEL = "cubic spline in log₁₀ η/(1−α), fitted to logit(accuracy)"
 
 
+@plots.figure("elr_grid_effective_step", functools.partial(report.load, "grid"))
 def grid_step_figure(study: report.Study) -> plt.Figure:
     """Mean test accuracy of every grid pair against its effective step, coloured by α,
     with 95% t-intervals, the spline and the golden and common pair marked."""
@@ -936,10 +939,3 @@ def _peak_sentence(found: Peak, golden: float, common: float) -> str:
 
 def answer(study: report.Study) -> Answer:
     return Answer(measures(points(study.runs)), steps_per_run(study), study.stamp())
-
-
-FIGURES = {
-    "elr_trajectories": trajectories_figure,
-    "elr_convergence": convergence_figure,
-    "elr_grid_effective_step": lambda: grid_step_figure(report.load("grid")),
-}

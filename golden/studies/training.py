@@ -150,6 +150,7 @@ def runs_table(found: ShortTraining) -> str:
     )
 
 
+@plots.figure("training_curves")
 def curves_figure(found: ShortTraining | None = None) -> plt.Figure:
     """Training loss and test accuracy per epoch of the two runs, stamped."""
     found = found or short_training()
@@ -214,6 +215,3 @@ def verdict(found: ShortTraining) -> Verdict:
     else:
         finding = "equal" if a == b else "golden ahead" if a > b else "common ahead"
     return Verdict(finding, a, b, found.epochs)
-
-
-FIGURES = {"training_curves": curves_figure}
