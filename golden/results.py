@@ -40,9 +40,8 @@ class Run:
     def from_record(cls, record: dict) -> Run:
         """A run from a stored record's ``run`` part (what ``Store.load`` returns).
 
-        The one place that knows older records: fields a record lacks take
-        :class:`TrainConfig`'s defaults (records before cross-validation have no
-        ``fold``).
+        The one place that knows older records: a field a record lacks (``fold``, in
+        records made before cross-validation) takes its :class:`TrainConfig` default.
         """
         config = TrainConfig(
             **{k: v for k, v in record["config"].items() if k in _CONFIG_FIELDS}
@@ -70,8 +69,8 @@ class Run:
         return self.config.fold if self.config.fold >= 0 else self.config.seed
 
     def learned(self, epoch: int | None = None) -> bool:
-        """Finite to the end and above twice chance in validation accuracy at
-        ``epoch``."""
+        """Finite to the end, and at ``epoch`` above twice chance in validation
+        accuracy."""
         return not self.diverged and self.final("val_acc", epoch) >= LEARNED
 
     @property
@@ -85,8 +84,7 @@ class Run:
         )
 
     def final(self, metric: str, epoch: int | None = None) -> float:
-        """``metric`` after ``epoch`` (1-based; default: the last epoch); NaN if
-        absent."""
+        """``metric`` after ``epoch`` (1-based; default: the last), NaN if absent."""
         values = self.metrics.get(metric, [])
         index = len(values) if epoch is None else epoch
         value = values[index - 1] if 1 <= index <= len(values) else None
@@ -123,8 +121,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one setting (a pair, an optimizer at a noise level, ...), by
-    replicate."""
+    """The runs of one setting (a pair, an optimizer at a noise level), by replicate."""
 
     key: Hashable
     runs: tuple[Run, ...]
@@ -185,8 +182,7 @@ def _sortable(key):
 
 @dataclass(frozen=True)
 class Comparison:
-    """``a`` minus ``b`` in a metric over the replicates both learned, paired by
-    replicate."""
+    """``a`` minus ``b`` in a metric, paired over the replicates both learned."""
 
     a: Hashable
     b: Hashable
@@ -202,8 +198,7 @@ class Comparison:
 
     @property
     def direction(self) -> int:
-        """+1: ``a`` significantly higher, -1: significantly lower, 0: no difference
-        shown."""
+        """+1: ``a`` significantly higher, -1: significantly lower, 0: neither."""
         return 0 if not self.significant else 1 if self.diff.mean > 0 else -1
 
     def __format__(self, spec: str) -> str:

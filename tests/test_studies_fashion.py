@@ -39,10 +39,7 @@ def rung_study(scores: dict, epochs: int = 10) -> report.Study:
 
 def fashion_study(stages: list[report.Study], mnist: report.Study) -> fashion.Fashion:
     """The Fashion-MNIST study whose grid is ``stages[0]``, compared with ``mnist``."""
-    grid = stages[0]
-    return fashion.Fashion(
-        grid.experiment, grid.proto, grid.runs, False, tuple(stages), mnist
-    )
+    return stages[0].extended(fashion.Fashion, stages=tuple(stages), mnist=mnist)
 
 
 def verdict(stages: list[report.Study], mnist: report.Study) -> fashion.Verdict:

@@ -253,14 +253,10 @@ def matched_probe(run: Run, level: float) -> int:
     return next(i for i, loss in enumerate(run.probes["probe_loss"]) if loss <= level)
 
 
-@dataclass(frozen=True)
-class Matched:
-    """The trends at matched training loss, and how closely the probes match."""
+class _Reading:
+    """What the ``trends`` of a class that holds them say about the noise."""
 
-    level: float  # the matched probe-batch loss
     trends: dict[str, Trend]
-    steps: tuple[int, int]  # the earliest and the latest step at which runs match
-    losses: tuple[float, float]  # the lowest and the highest loss at those probes
 
     @property
     def noise_falls(self) -> bool:
@@ -269,6 +265,16 @@ class Matched:
     @property
     def spread_improves(self) -> bool:
         return self.trends["grad_conditioning"].direction < 0
+
+
+@dataclass(frozen=True)
+class Matched(_Reading):
+    """The trends at matched training loss, and how closely the probes match."""
+
+    level: float  # the matched probe-batch loss
+    trends: dict[str, Trend]
+    steps: tuple[int, int]  # the earliest and the latest step at which runs match
+    losses: tuple[float, float]  # the lowest and the highest loss at those probes
 
 
 def matched(study: report.Study) -> Matched | None:
@@ -311,8 +317,7 @@ def trend_table(study: report.Study) -> str:
 
 
 def _trend_table(where: str, found: dict[str, Trend]) -> str:
-    """The trends ``found`` as a table whose first column says ``where`` they were
-    taken."""
+    """The trends ``found`` as a table; its first column says ``where`` they are."""
     return report.table(
         [f"measure {where}", "Spearman ρ", "p", "Holm p", "runs"],
         [
@@ -336,7 +341,7 @@ def _listing(names: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(_Reading):
     """What the first epoch says about the effective step and about the golden pair.
 
     ``finding``: "on the line" (every measure of the golden pair lies between those of
@@ -356,14 +361,6 @@ class Verdict:
         """The lowest and the highest mean test accuracy of a pair after the epoch."""
         means = [row.test_acc.mean for row in self.ranked]
         return (min(means), max(means)) if means else (math.nan, math.nan)
-
-    @property
-    def noise_falls(self) -> bool:
-        return all(self.trends[k].direction < 0 for k in ("grad_variance", "grad_top"))
-
-    @property
-    def spread_improves(self) -> bool:
-        return self.trends["grad_conditioning"].direction < 0
 
     @property
     def golden(self) -> Row | None:

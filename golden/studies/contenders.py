@@ -159,8 +159,7 @@ class Verdict:
 
 
 def verdict(study: report.Study) -> Verdict:
-    """The verdict of a study's runs, the final rung's (see :class:`Verdict` for the
-    findings)."""
+    """The verdict of the final rung's runs (see :class:`Verdict` for the findings)."""
     runs = runs_of(study.runs)
     groups = pair_results(runs)
     epochs = max((run.config.epochs for run in runs), default=0)
@@ -222,9 +221,9 @@ def ranks(groups: dict[Pair, Group]) -> dict[Pair, int]:
 
 
 def missed(grid_runs: Runs, promoted: list[Pair]) -> tuple[Pair, int, float]:
-    """The grid pair with the smallest learning rate that the rule left out, its 2-epoch
-    rank and its mean validation accuracy: the kind of pair that a short first rung can
-    miss."""
+    """The grid pair with the smallest learning rate that the rule left out (the kind
+    of pair a short first rung can miss), its 2-epoch rank and its mean validation
+    accuracy."""
     groups = pair_results(grid_runs)
     grid_ranks = ranks(groups)
     left_out = [pair for pair in grid_ranks if pair not in promoted]
@@ -439,13 +438,8 @@ def load() -> Halving:
     final = report.load("contenders30")
     rung1 = experiments.finished_runs("contenders10", final.proto, "the contenders")
     grid = experiments.finished_runs("grid", final.proto, "the contenders")
-    return Halving(
-        final.experiment,
-        final.proto,
-        final.runs,
-        final.fell_back,
-        tuple(runs_of(rung1)),
-        tuple(runs_of(grid)),
+    return final.extended(
+        Halving, rung1=tuple(runs_of(rung1)), grid=tuple(runs_of(grid))
     )
 
 

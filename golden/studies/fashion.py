@@ -42,14 +42,8 @@ def load() -> Fashion:
     """The stored Fashion-MNIST grid (or the quick fallback), its stages and the MNIST
     grid under the same protocol, so that the two landscapes compare like with like."""
     study = report.load("grid", dataset=DATASET)
-    return Fashion(
-        study.experiment,
-        study.proto,
-        study.runs,
-        study.fell_back,
-        tuple(load_stages(study)),
-        report.load("grid", preferred=study.proto.name),
-    )
+    mnist = report.load("grid", preferred=study.proto.name)
+    return study.extended(Fashion, stages=tuple(load_stages(study)), mnist=mnist)
 
 
 def load_stages(study: Study) -> list[Study]:
@@ -336,8 +330,7 @@ def transfer_figure(fashion: Fashion) -> plt.Figure:
 
 @plots.figure("fashion_effective_step", load)
 def effective_step_figure(study: Fashion) -> plt.Figure:
-    """Accuracy against the effective step
-    (:func:`golden.studies.effective_lr.grid_step_figure`)."""
+    """The effective-step view of :mod:`golden.studies.effective_lr` on this grid."""
     return effective_lr.grid_step_figure(study)
 
 

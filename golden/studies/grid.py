@@ -22,9 +22,8 @@ from golden.report import Study, pair_label
 from golden.results import Comparison, Estimate, Group
 
 Pair = tuple[float, float]
-GOLDEN_STEP = float(
-    theory.golden_effective_step()
-)  # eta / (1 - alpha) of the golden pair
+# eta / (1 - alpha) of the golden pair
+GOLDEN_STEP = float(theory.golden_effective_step())
 OTHER_STEPS = (0.01, 0.1, 1.0)  # further curves of constant effective step
 
 

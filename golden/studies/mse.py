@@ -85,8 +85,7 @@ def first_epoch_reaching(group: Group, target: float = TARGET) -> int | None:
 
 def comparisons(study: report.Study) -> dict[Pair, Comparison]:
     """Cross-entropy minus squared error in final test accuracy for each pair, paired by
-    seed, Holm-adjusted over the pairs; a pair with fewer than two shared seeds is
-    absent."""
+    seed and Holm-adjusted over the pairs; a pair is absent without two shared seeds."""
     found = groups(study)
     tests = []
     for pair in pairs(study):
@@ -167,8 +166,8 @@ def comparison_table(study: report.Study) -> str:
 @plots.figure("mse_curves", load)
 def curves_figure(study: report.Study) -> plt.Figure:
     """Validation (left) and test (right) accuracy per epoch, one line per loss and pair
-    (solid: cross-entropy, dashed: squared error; mean over the learned seeds, 95%
-    band)."""
+    (solid: cross-entropy, dashed: squared error), the mean over the learned seeds with
+    a 95% band."""
     learned = {name(key): g for key, g in groups(study).items() if g.learned}
     styles = {
         name(key): {"ls": "-" if key[0] == "cross_entropy" else "--"}

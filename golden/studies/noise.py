@@ -71,10 +71,10 @@ def design(study: report.Study) -> str:
 
 
 def _order(key: Key) -> tuple[float, int]:
+    """By noise level, then SGD before Adam (any other optimizer last)."""
     level, optimizer = key
-    return level, OPTIMIZERS.index(optimizer) if optimizer in OPTIMIZERS else len(
-        OPTIMIZERS
-    )
+    known = optimizer in OPTIMIZERS
+    return level, OPTIMIZERS.index(optimizer) if known else len(OPTIMIZERS)
 
 
 # --- comparisons --------------------------------------------------------------
