@@ -150,10 +150,10 @@ def test_region_medians_and_the_golden_rank():
 
 
 def test_tables_name_both_data_sets_and_every_stage():
-    found = verdict([FASHION], MNIST)
-    regions = fashion.regions_table(found.transfer)
+    study = fashion_study([FASHION], MNIST)
+    regions = fashion.regions_table(study)
     assert "| MNIST |" in regions and "| Fashion-MNIST |" in regions
-    stages = fashion.stages_table(fashion_study([FASHION], MNIST))
+    stages = fashion.stages_table(study)
     assert stages.count("\n") == 2 and "seeds 0-2" in stages
 
 

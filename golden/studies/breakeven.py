@@ -292,15 +292,17 @@ def matched(study: report.Study) -> Matched | None:
     return Matched(level, found, (min(steps), max(steps)), (min(losses), max(losses)))
 
 
-def matched_table(found: Matched | None) -> str:
+def matched_table(study: report.Study) -> str:
     """Spearman's ρ of each measure at matched training loss, with Holm's p."""
+    found = matched(study)
     if found is None:
         return "The records hold no probe-batch loss: no comparison at matched loss."
     return _trend_table("at matched training loss", found.trends)
 
 
-def matched_lines(found: Matched | None) -> str:
+def matched_lines(study: report.Study) -> str:
     """Where the runs were matched, in lines of at most 88 characters."""
+    found = matched(study)
     if found is None:
         return "no probe-batch loss in the records: runs not matched"
     return (

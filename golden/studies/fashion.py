@@ -264,7 +264,9 @@ def transfer(mnist: Study, fashion: Study) -> Transfer:
     )
 
 
-def regions_table(found: Transfer) -> str:
+def regions_table(study: Fashion) -> str:
+    """Where the best pairs lie on each data set."""
+    found = transfer(study.mnist, study)
     return report.table(
         (
             "data",
