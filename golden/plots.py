@@ -124,7 +124,6 @@ def figure(name: str, load: Callable[[], object] | None = None) -> Callable:
                 f"figure {name!r} is registered twice (again by {_where(draw)})"
             )
         FIGURES[name] = Registered(labelled, load)
-        labelled.figure_name = name
         return labelled
 
     return register
