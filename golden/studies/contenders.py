@@ -304,9 +304,10 @@ def header(proto, rung1_runs: Runs, rung2_runs: Runs) -> str:
         pairs = {run.pair for run in runs}
         folds = sorted({run.config.fold for run in runs})
         epochs = max(run.config.epochs for run in runs)
+        sgd = report.OPTIMIZER_NAMES["sgd"]
         lines.append(
             f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
-            f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum"
+            f"x {epochs} epochs, {len(runs)} runs, plain {sgd}"
         )
     lines.append(
         f"  compute: {rung_hours(rung1_runs, rung2_runs):.1f} core-hours, each epoch "
