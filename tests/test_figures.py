@@ -44,9 +44,10 @@ def test_a_figure_is_shown_under_its_registered_name_only(tmp_path, monkeypatch)
     assert fig.get_label() == "heavy_ball_stability"
     plots.show(fig)
     assert [path.name for path in tmp_path.iterdir()] == ["heavy_ball_stability.png"]
+    blank = plt.figure()
     with pytest.raises(ValueError, match="not registered"):
-        plots.show(plt.figure())
-    plt.close("all")
+        plots.show(blank)
+    plt.close(blank)
 
 
 def test_a_name_registered_by_another_function_is_refused():

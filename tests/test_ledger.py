@@ -68,16 +68,16 @@ def test_every_grid_finding_maps_to_a_word(monkeypatch):
 
 
 def test_every_contenders_finding_maps_to_a_word():
-    from test_contenders import fold_run, runs_of
+    from test_contenders import fold_run, runs_of, verdict
 
-    first = contenders.verdict(runs_of({GOLDEN_PAIR: [0.992] * 3, OTHER: [0.99] * 3}))
-    tied = contenders.verdict(
+    first = verdict(runs_of({GOLDEN_PAIR: [0.992] * 3, OTHER: [0.99] * 3}))
+    tied = verdict(
         runs_of({GOLDEN_PAIR: [0.990, 0.992, 0.991], OTHER: [0.993, 0.990, 0.993]})
     )
-    beaten = contenders.verdict(
+    beaten = verdict(
         runs_of({GOLDEN_PAIR: [0.980, 0.981, 0.982], OTHER: [0.990, 0.992, 0.994]})
     )
-    none = contenders.verdict([fold_run(OTHER, 0, 0.99), fold_run(OTHER, 1, 0.99)])
+    none = verdict([fold_run(OTHER, 0, 0.99), fold_run(OTHER, 1, 0.99)])
     entries = {
         v.finding: ledger.contenders_entry(v) for v in (first, tied, beaten, none)
     }
