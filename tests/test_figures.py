@@ -14,7 +14,19 @@ from golden.derivations import momentum
 
 PAGE_WIDTH_IN = 7.5  # the book's content column: a wider figure is shrunk to it
 SMALLEST_PT = 6.0  # the smallest text a reader sees on the page, in points
-SHOWN = re.compile(r"plots\.show\((?:\w+\.)?(\w+)\(")  # the drawing function shown
+SHOWN = re.compile(r"plots\.show\((\w+)\.(\w+)\(")  # module alias, drawing function
+IMPORTED = re.compile(r"^from golden[.\w]* import (.+)$", re.MULTILINE)
+
+
+def shown_in(chapter: str) -> set[tuple[str, str]]:
+    """(module, drawing function) of every figure a chapter shows, its import aliases
+    (``from golden.studies import effective_lr as elr``) resolved."""
+    names = {}
+    for imported in IMPORTED.findall(chapter):
+        for name in imported.split(","):
+            module, _, alias = name.strip().partition(" as ")
+            names[alias or module] = module
+    return {(names[alias], draw) for alias, draw in SHOWN.findall(chapter)}
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +37,12 @@ def drawn() -> dict[str, plt.Figure]:
 
 def test_every_page_figure_and_every_committed_png_is_registered(repo_root):
     registered = set(figures.registry())
-    drawing = {entry.draw.__name__ for entry in figures.registry().values()}
+    drawing = {
+        (entry.module.rsplit(".", 1)[-1], entry.draw.__name__)
+        for entry in figures.registry().values()
+    }
     chapters = [path.read_text() for path in (repo_root / "chapters").glob("*.md")]
-    shown = {name for text in chapters for name in SHOWN.findall(text)}
+    shown = {pair for text in chapters for pair in shown_in(text)}
     committed = {path.stem for path in (repo_root / "figures").glob("*.png")}
     assert shown and shown <= drawing, f"shown, not registered: {shown - drawing}"
     assert all(
