@@ -32,8 +32,8 @@ STYLE = {
     "axes.spines.right": False,
     "font.size": 10,
     "legend.frameon": False,
-    # Opaque white: the book's dark theme would put a transparent figure's black text on
-    # black.
+    # Opaque white: on the book's dark theme, a transparent figure's black text would
+    # stand on black.
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
     "savefig.transparent": False,

@@ -18,8 +18,7 @@ OTHER = (0.1, 0.825)
 
 
 def fold_run(pair, fold, test, val=None, diverged=False, epochs=30) -> dict:
-    """A run as the store holds it: ``epochs`` epochs, the last one's accuracies
-    given."""
+    """A stored run of ``epochs`` epochs, with the last one's accuracies given."""
     config = {
         "lr": pair[0],
         "momentum": pair[1],
@@ -145,8 +144,7 @@ def test_no_verdict_without_two_golden_folds():
 
 def test_diverged_unlearned_and_missing_folds_are_paired_by_fold_not_position():
     """OTHER diverged on fold 0 and never learned on fold 2; COMMON has no fold 1. Each
-    is compared with the golden pair on the folds both finished, not on the first n
-    values."""
+    is compared with the golden pair on the folds both finished, not by position."""
     runs = runs_of({GOLDEN_PAIR: [0.990, 0.980, 0.970, 0.960]})
     runs += [
         fold_run(OTHER, 0, 0, diverged=True),

@@ -233,8 +233,7 @@ def _trends(learned: list[Run], value) -> dict[str, Trend]:
 
 
 def trends(study: report.Study) -> dict[str, Trend]:
-    """Each measure's trend at the last probe over every run that learned,
-    Holm-corrected together."""
+    """Each measure's trend at the last probe over the learned runs (one family)."""
     learned = [run for run in study.runs if run.learned()]
     return _trends(learned, lambda run, key: probe(run, key)[-1])
 

@@ -81,9 +81,8 @@ def _order(key: Key) -> tuple[float, int]:
 
 
 def accuracy_comparisons(study: report.Study) -> dict[float, Comparison]:
-    """SGD minus Adam in final test accuracy at each level, paired by seed,
-    Holm-adjusted over the levels; a level with fewer than two seeds learned by both
-    is absent."""
+    """SGD minus Adam in final test accuracy at each level, paired by seed and
+    Holm-adjusted over the levels; a level is absent without two seeds both learned."""
     found = groups(study)
     tests = []
     for level in levels(study):
