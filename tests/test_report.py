@@ -4,6 +4,8 @@ the labels name the book's pairs."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from factories import make_run
@@ -67,3 +69,16 @@ def test_a_study_stamps_its_experiment_and_protocol():
 def test_one_epoch_is_singular():
     text = report.header("breakeven", protocol("book"), [make_run(epochs=1)])
     assert "  1 run of 1 epoch, seeds 0" in text
+
+
+def test_a_study_extends_into_a_kind_of_study_that_keeps_what_it_read():
+    @dataclasses.dataclass(frozen=True)
+    class WithRung(report.Study):
+        rung: tuple = ()
+
+    runs = (make_run(0.016, 0.874, 0),)
+    study = report.Study("grid", protocol("quick"), runs, fell_back=True)
+    extended = study.extended(WithRung, rung=runs)
+    assert isinstance(extended, WithRung) and extended.rung == runs
+    assert (extended.runs, extended.fell_back) == (runs, True)
+    assert extended.stamp() == study.stamp() and extended.header() == study.header()
