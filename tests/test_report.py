@@ -1,6 +1,5 @@
-"""Checks of golden.report: the header says what the runs ran, the tables are Markdown
-and
-the labels name the book's pairs."""
+"""Checks of golden.report: the header says what the runs ran, the tables are Markdown,
+the labels name the book's pairs and a study extends into a kind of study."""
 
 from __future__ import annotations
 

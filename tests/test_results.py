@@ -1,6 +1,5 @@
-"""Checks of golden.results: how runs end, pairing by replicate, Holm families,
-estimates
-and the reading of older records."""
+"""Checks of golden.results: how runs end, pairing by replicate, Holm families, one
+group against the rest, estimates, the comparison format and older records."""
 
 from __future__ import annotations
 
