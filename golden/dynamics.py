@@ -203,6 +203,7 @@ def problem_line() -> str:
     return f"curvatures {CURVATURES}, start {START}, T = {HORIZON}"
 
 
+@plots.figure("elr_trajectories")
 def trajectories_figure() -> plt.Figure:
     """Heavy-ball paths at :data:`SHOWN_ETAS` next to the rescaled flow, one panel per
     momentum of :data:`MOMENTA`."""
@@ -269,6 +270,7 @@ def orders_table(studies: dict[str, Convergence]) -> str:
     )
 
 
+@plots.figure("elr_convergence")
 def convergence_figure(studies: dict[str, Convergence] | None = None) -> plt.Figure:
     """Largest error against η on log–log axes, for three comparisons at each momentum,
     with reference slopes 1 and 2; η outside the fitted range circled in grey."""
@@ -517,9 +519,3 @@ def pairs_table() -> str:
         ],
         rows,
     )
-
-
-FIGURES = {
-    "elr_trajectories": trajectories_figure,
-    "elr_convergence": convergence_figure,
-}

@@ -1,53 +1,54 @@
-"""Every figure of the book, by name, drawn from stored results (or from theory).
+"""``python -m golden figures``: every figure of the book, drawn without a chapter.
 
-Each module listed in :data:`FIGURE_MODULES` declares ``FIGURES``: figure names mapped
-to
-functions that take nothing and return a stamped matplotlib figure. ``python -m golden
-figures --out DIR`` draws them all without executing a chapter; the chapters call the
-same functions.
+Each figure is registered where it is drawn (:func:`golden.plots.figure`); this module
+imports every module that draws one, so that the registry holds them all, and writes
+them as PNG files.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Callable
 
 import matplotlib.pyplot as plt
 
-from golden import plots, report, settings
+from golden import dynamics, plots, report, settings
+from golden.derivations import bayes, momentum
 from golden.files import prove_writable
 from golden.protocols import ExperimentError
 from golden.store import Store
-
-FIGURE_MODULES = (
-    "golden.derivations.momentum",
-    "golden.derivations.bayes",
-    "golden.dynamics",
-    "golden.studies.training",
-    "golden.studies.grid",
-    "golden.studies.contenders",
-    "golden.studies.effective_lr",
-    "golden.studies.breakeven",
-    "golden.studies.mse",
-    "golden.studies.noise",
-    "golden.studies.mutual_info",
-    "golden.studies.fashion",
+from golden.studies import (
+    breakeven,
+    contenders,
+    effective_lr,
+    fashion,
+    grid,
+    mse,
+    mutual_info,
+    noise,
+    training,
 )
 
+DRAWING_MODULES = (
+    momentum,
+    bayes,
+    dynamics,
+    training,
+    grid,
+    contenders,
+    effective_lr,
+    breakeven,
+    mse,
+    noise,
+    mutual_info,
+    fashion,
+)  # every module that registers a figure, in the book's order
 
-def registry() -> dict[str, Callable[[], plt.Figure]]:
-    """Figure name -> drawing function, over every figure module; a name is never
-    reused."""
-    figures: dict[str, Callable[[], plt.Figure]] = {}
-    for module_name in FIGURE_MODULES:
-        for name, draw in importlib.import_module(module_name).FIGURES.items():
-            if name in figures:
-                raise ValueError(
-                    f"figure {name!r} is declared twice (again in {module_name})"
-                )
-            figures[name] = draw
-    return figures
+
+def registry() -> dict[str, plots.Registered]:
+    """Figure name -> its registered drawing, every figure of the book, in the order
+    of :data:`DRAWING_MODULES` (whatever order the modules were imported in)."""
+    order = {module.__name__: i for i, module in enumerate(DRAWING_MODULES)}
+    return dict(sorted(plots.FIGURES.items(), key=lambda item: order[item[1].module]))
 
 
 def write(

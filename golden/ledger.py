@@ -118,9 +118,8 @@ def grid_entry(found) -> Entry:
         best = found.best
         if best is not None:
             numbers += (
-                f"; golden − best other {best.diff.mean:+.4f} ± {best.diff.half:.4f} "
-                f"(p = {best.p_value:.3f}, Holm {best.p_adjusted:.3f}, max-t "
-                f"{found.best_max_t:.3f})"
+                f"; golden − best other {best} (p = {best.p_value:.3f}, Holm "
+                f"{best.p_adjusted:.3f}, max-t {found.best_max_t:.3f})"
             )
     return Entry(
         "No pair of the grid of learning rates and momenta beats the golden pair, "
@@ -148,8 +147,7 @@ def contenders_entry(found) -> Entry:
         ahead = found.ahead
         top = [c for c in ahead if found.ranks[c.b] == found.ranks[ahead[0].b]]
         numbers += "".join(
-            f"; golden − {report.pair_label(c.b)} {c.diff.mean:+.4f} ± "
-            f"{c.diff.half:.4f} (Holm {c.p_adjusted:.3f})"
+            f"; golden − {report.pair_label(c.b)} {c} (Holm {c.p_adjusted:.3f})"
             for c in top
         )
     folds = {run.config.fold for group in found.ranking for run in group.runs}
@@ -291,8 +289,7 @@ def noise_word(found) -> str:
 def noise_entry(found) -> Entry:
     """SGD at the golden pair against Adam (:func:`golden.studies.noise.verdict`)."""
     numbers = "; ".join(
-        f"{c.a[0]:.0%} noise: SGD − Adam {c.diff.mean:+.4f} ± {c.diff.half:.4f} "
-        f"(Holm {c.p_adjusted:.3f})"
+        f"{c.a[0]:.0%} noise: SGD − Adam {c} (Holm {c.p_adjusted:.3f})"
         for c in found.accuracy
     )
     return Entry(
@@ -319,8 +316,7 @@ def mutual_info_entry(found, epochs: int) -> Entry:
     numbers = (
         "not compared"
         if c is None
-        else f"decay − constant golden pair {c.diff.mean:+.4f} ± {c.diff.half:.4f} "
-        f"(p = {c.p_value:.3f})"
+        else f"decay − constant golden pair {c} (p = {c.p_value:.3f})"
     )
     if found.tracking in ("close", "loose"):
         numbers += f"; MI against accuracy ρ = {found.fit.rho:.3f}"
@@ -448,38 +444,35 @@ def verdicts() -> Verdicts:
     from golden.studies import effective_lr as elr
 
     grid_study = grid.load()
-    halving = contenders.load()
-    fashion_grid = fashion.load()
-    fashion_stages = fashion.load_stages(fashion_grid)
     studies = {
         "grid": grid_study,
-        "contenders": halving.study,
+        "contenders": contenders.load(),
         "effective_lr": grid_study,
-        "breakeven": report.load("breakeven"),
-        "mse": report.load("loss"),
-        "noise": report.load("noise"),
+        "breakeven": breakeven.load(),
+        "mse": mse.load(),
+        "noise": noise.load(),
         "mutual_info": mutual_info.load(),
-        "fashion": fashion_stages[-1],
+        "fashion": fashion.load(),
     }
     decide: dict[str, Callable] = {
-        "grid": lambda study: grid.verdict(study),
-        "contenders": lambda study: halving.verdict(),
+        "grid": grid.verdict,
+        "contenders": contenders.verdict,
         "effective_lr": elr.verdict,
         "breakeven": breakeven.verdict,
         "mse": mse.verdict,
         "noise": noise.verdict,
         "mutual_info": mutual_info.verdict,
-        "fashion": lambda study: fashion.verdict(
-            fashion_stages, fashion.load_mnist(fashion_grid)
-        ),
+        "fashion": fashion.verdict,
     }
     found = {name: decide[name](studies[name]) for name in STUDIES}
-    stamps = tuple(dict.fromkeys(study.stamp() for study in studies.values()))
+    # Fashion-MNIST's verdict rests on its longest stage: read from that stage's runs.
+    read = {**studies, "fashion": studies["fashion"].stages[-1]}
+    stamps = tuple(dict.fromkeys(study.stamp() for study in read.values()))
     return Verdicts(
         found,
-        {name: study.epochs for name, study in studies.items()},
+        {name: study.epochs for name, study in read.items()},
         stamps,
-        tuple(name for name, study in studies.items() if study.fell_back),
+        tuple(name for name, study in read.items() if study.fell_back),
     )
 
 

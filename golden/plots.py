@@ -1,9 +1,18 @@
-"""One matplotlib style for the whole book; figures are saved by the code that draws
-them."""
+"""The book's figures: one matplotlib style, the stamp under each figure, saving, the
+drawing helpers the studies share, and the registry of every figure by name.
+
+A study registers a figure with :func:`figure`; the chapter calls the drawing function
+on the study it loaded and :func:`show` saves the figure under its registered name,
+while ``python -m golden figures`` (:mod:`golden.figures`) draws every registered
+figure from its own ``load()``. This module imports no study, so any may import it.
+"""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -23,8 +32,8 @@ STYLE = {
     "axes.spines.right": False,
     "font.size": 10,
     "legend.frameon": False,
-    # Opaque white: the book's dark theme would put a transparent figure's black text on
-    # black.
+    # Opaque white: on the book's dark theme, a transparent figure's black text would
+    # stand on black.
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
     "savefig.transparent": False,
@@ -48,8 +57,7 @@ def save_figure(
     fig: plt.Figure, name: str, note: str = "", folder: Path | None = None
 ) -> Path:
     """Write ``fig`` as ``<folder>/<name>.png`` (default folder: the book's figures), on
-    white; with a ``note``, stamp it first (figures of :mod:`golden.figures` come
-    stamped)."""
+    white; with a ``note``, stamp it first (registered figures come stamped)."""
     if note:
         stamp(fig, note)
     folder = Path(folder) if folder is not None else settings.figures_dir()
@@ -59,14 +67,66 @@ def save_figure(
     return path
 
 
-def show(fig: plt.Figure, name: str, note: str = ""):
-    """Save ``fig`` (see :func:`save_figure`) and return it as an image for the notebook
-    page."""
+def show(fig: plt.Figure):
+    """Save a registered figure under its name (see :func:`save_figure`) and return it
+    as an image for the notebook page."""
     from IPython.display import Image
 
-    path = save_figure(fig, name, note)
+    name = fig.get_label()
+    if name not in FIGURES:
+        raise ValueError(f"figure {name!r} is not registered: decorate its function")
+    path = save_figure(fig, name)
     plt.close(fig)
     return Image(filename=str(path))
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A figure of the book: its drawing function and how to load what it draws."""
+
+    draw: Callable[..., plt.Figure]
+    load: Callable[[], object] | None = None
+
+    def __call__(self) -> plt.Figure:
+        return self.draw() if self.load is None else self.draw(self.load())
+
+    @property
+    def module(self) -> str:
+        """The name of the module that registered it."""
+        return self.draw.__module__
+
+
+FIGURES: dict[str, Registered] = {}  # every figure of the book, by name
+
+
+def _where(draw: Callable) -> str:
+    """A drawing function's full name (of the function it wraps, once registered), so
+    that importing a module again registers nothing twice."""
+    draw = getattr(draw, "__wrapped__", draw)
+    return f"{draw.__module__}.{draw.__qualname__}"
+
+
+def figure(name: str, load: Callable[[], object] | None = None) -> Callable:
+    """Register the decorated function as the figure ``name``, drawn from ``load()``
+    (from nothing without it); every figure it returns is labelled ``name``, the name
+    :func:`show` and :mod:`golden.figures` save it under."""
+
+    def register(draw: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+        @functools.wraps(draw)
+        def labelled(*args, **kwargs) -> plt.Figure:
+            fig = draw(*args, **kwargs)
+            fig.set_label(name)
+            return fig
+
+        known = FIGURES.get(name)
+        if known is not None and _where(known.draw) != _where(draw):
+            raise ValueError(
+                f"figure {name!r} is registered twice (again by {_where(draw)})"
+            )
+        FIGURES[name] = Registered(labelled, load)
+        return labelled
+
+    return register
 
 
 def learning_curves(

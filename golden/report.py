@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from golden import experiments, settings
 from golden.experiments import ExperimentError, finished_runs, protocol
@@ -24,13 +24,15 @@ from golden.results import Run, runs_of
 from golden.store import Store
 
 OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "adam": "Adam"}
-LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE"}
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "squared error"}
+
+
+S = TypeVar("S", bound="Study")
 
 
 @dataclass(frozen=True)
 class Study:
-    """One experiment's runs under one protocol, and whether they are the quick
-    fallback."""
+    """One experiment's runs under one protocol; ``fell_back``: the quick fallback."""
 
     experiment: str
     proto: Protocol
@@ -55,6 +57,11 @@ class Study:
 
     def note(self) -> str:
         return results_note(self.proto, self.fell_back)
+
+    def extended(self, kind: type[S], **parts) -> S:
+        """This study as a subclass ``kind`` of study, with the ``parts`` it adds."""
+        own = {f.name: getattr(self, f.name) for f in fields(Study)}
+        return kind(**own, **parts)
 
     def stamp(self, extra: str = "") -> str:
         """The protocol note written under this study's figures, with the data set
@@ -222,8 +229,7 @@ def header(experiment_name: str, proto: Protocol, runs: Iterable[Run]) -> str:
 
 
 def results_note(proto: Protocol, fell_back: bool) -> str:
-    """The box a chapter shows above its results: stored results, or a quick
-    fallback."""
+    """The box a chapter shows above its results: stored, or the quick fallback."""
     if fell_back:
         return (
             ":::{warning}\nThe stored `book`-protocol results were not found, so "

@@ -1,10 +1,13 @@
-"""Typed results: stored records become runs, runs become groups, groups give estimates.
+"""Typed results: records become runs, runs become groups, groups give estimates and
+paired comparisons.
 
-Every chapter and every verdict reads records through this module, so the rules live in
-one place: a run is *diverged* (its loss stopped being finite), *unlearned* (it finished
-at chance accuracy) or *learned*; only learned runs enter a mean; replicates are keyed
-by fold (cross-validated runs) or by seed, and comparisons pair them by that key, never
-by position; the correction for multiple comparisons is :func:`golden.stats.holm`.
+The rules of the book's statistics live here once: a run is *diverged* (its loss stopped
+being finite), *unlearned* (it finished at chance accuracy) or *learned*; only learned
+runs enter a mean; replicates are keyed by fold (cross-validated runs) or by seed, and
+comparisons pair them by that key, never by position; one group against the rest
+(:func:`against_the_rest`) is a family, corrected with :func:`golden.stats.holm`; equal
+means share a rank (:func:`tied_ranks`); and a difference prints one way,
+``+0.0100 ± 0.0020`` (:class:`Comparison`).
 """
 
 from __future__ import annotations
@@ -37,9 +40,8 @@ class Run:
     def from_record(cls, record: dict) -> Run:
         """A run from a stored record's ``run`` part (what ``Store.load`` returns).
 
-        The one place that knows older records: fields a record lacks take
-        :class:`TrainConfig`'s defaults (records before cross-validation have no
-        ``fold``).
+        The one place that knows older records: a field a record lacks (``fold``, in
+        records made before cross-validation) takes its :class:`TrainConfig` default.
         """
         config = TrainConfig(
             **{k: v for k, v in record["config"].items() if k in _CONFIG_FIELDS}
@@ -67,8 +69,8 @@ class Run:
         return self.config.fold if self.config.fold >= 0 else self.config.seed
 
     def learned(self, epoch: int | None = None) -> bool:
-        """Finite to the end and above twice chance in validation accuracy at
-        ``epoch``."""
+        """Finite to the end, and at ``epoch`` above twice chance in validation
+        accuracy."""
         return not self.diverged and self.final("val_acc", epoch) >= LEARNED
 
     @property
@@ -82,8 +84,7 @@ class Run:
         )
 
     def final(self, metric: str, epoch: int | None = None) -> float:
-        """``metric`` after ``epoch`` (1-based; default: the last epoch); NaN if
-        absent."""
+        """``metric`` after ``epoch`` (1-based; default: the last), NaN if absent."""
         values = self.metrics.get(metric, [])
         index = len(values) if epoch is None else epoch
         value = values[index - 1] if 1 <= index <= len(values) else None
@@ -120,8 +121,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one setting (a pair, an optimizer at a noise level, ...), by
-    replicate."""
+    """The runs of one setting (a pair, an optimizer at a noise level), by replicate."""
 
     key: Hashable
     runs: tuple[Run, ...]
@@ -182,8 +182,7 @@ def _sortable(key):
 
 @dataclass(frozen=True)
 class Comparison:
-    """``a`` minus ``b`` in a metric over the replicates both learned, paired by
-    replicate."""
+    """``a`` minus ``b`` in a metric, paired over the replicates both learned."""
 
     a: Hashable
     b: Hashable
@@ -199,9 +198,34 @@ class Comparison:
 
     @property
     def direction(self) -> int:
-        """+1: ``a`` significantly higher, -1: significantly lower, 0: no difference
-        shown."""
+        """+1: ``a`` significantly higher, -1: significantly lower, 0: neither."""
         return 0 if not self.significant else 1 if self.diff.mean > 0 else -1
+
+    def __format__(self, spec: str) -> str:
+        """The difference with its 95% interval, the book's one way to print it:
+        ``+0.0100 ± 0.0020`` (``spec`` formats the mean; default ``+.4f``)."""
+        return f"{self.diff.mean:{spec or '+.4f'}} ± {self.diff.half:.4f}"
+
+    @property
+    def flipped(self) -> Comparison:
+        """The same test read the other way round: ``b`` minus ``a``."""
+        diff = Estimate(-self.diff.mean, self.diff.half, self.diff.n)
+        return Comparison(
+            self.b, self.a, self.replicates, diff, self.p_value, self.p_adjusted
+        )
+
+    @property
+    def p_text(self) -> str:
+        """``p = 0.012, Holm-corrected 0.034`` (the raw p alone outside a family)."""
+        raw = f"p = {self.p_value:.3f}"
+        if math.isnan(self.p_adjusted):
+            return raw
+        return f"{raw}, Holm-corrected {self.p_adjusted:.3f}"
+
+    @property
+    def cells(self) -> tuple[str, str, str]:
+        """The difference, its p and Holm's p, as the book's tables show them."""
+        return f"{self}", f"{self.p_value:.3f}", f"{self.p_adjusted:.3f}"
 
 
 def paired_values(
@@ -240,6 +264,31 @@ def family(comparisons: Iterable[Comparison | None]) -> list[Comparison]:
         Comparison(c.a, c.b, c.replicates, c.diff, c.p_value, adjusted[i])
         for i, c in enumerate(tested)
     ]
+
+
+def against_the_rest(
+    groups: dict[Hashable, Group], key: Hashable, metric: str = "test_acc"
+) -> list[Comparison]:
+    """The group ``key`` (the golden pair, say) against every other group in ``metric``
+    (``key`` − other), paired by replicate and Holm-corrected as one family; empty
+    when there is no group ``key``."""
+    if key not in groups:
+        return []
+    mine = groups[key].values(metric)
+    return family(
+        compare(mine, other.values(metric), key, name)
+        for name, other in groups.items()
+        if name != key
+    )
+
+
+def standing(comparisons: Iterable[Comparison], rank: int) -> str:
+    """Where a group stands against the rest (:func:`against_the_rest`): "beaten" (a
+    group is significantly ahead after the correction), else "first" at rank 1, else
+    "tied"."""
+    if any(c.direction < 0 for c in comparisons):
+        return "beaten"
+    return "first" if rank == 1 else "tied"
 
 
 def tied_ranks(values: dict[Hashable, float], tie: float = TIE) -> dict[Hashable, int]:

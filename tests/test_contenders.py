@@ -9,18 +9,16 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from golden import results, stats
+from golden import report, results, stats
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR
 from golden.protocols import protocol
 from golden.studies import contenders
-from golden.studies.contenders import verdict
 
 OTHER = (0.1, 0.825)
 
 
 def fold_run(pair, fold, test, val=None, diverged=False, epochs=30) -> dict:
-    """A run as the store holds it: ``epochs`` epochs, the last one's accuracies
-    given."""
+    """A stored run of ``epochs`` epochs, with the last one's accuracies given."""
     config = {
         "lr": pair[0],
         "momentum": pair[1],
@@ -51,6 +49,15 @@ def grid_run(pair, seed, val) -> dict:
     run = fold_run(pair, -1, val, epochs=2)
     run["config"]["seed"] = seed
     return run
+
+
+def final_rung(runs) -> report.Study:
+    """A final rung made of ``runs``."""
+    return report.Study("contenders30", protocol("quick"), tuple(results.runs_of(runs)))
+
+
+def verdict(runs) -> contenders.Verdict:
+    return contenders.verdict(final_rung(runs))
 
 
 def runs_of(scores: dict) -> list[dict]:
@@ -137,8 +144,7 @@ def test_no_verdict_without_two_golden_folds():
 
 def test_diverged_unlearned_and_missing_folds_are_paired_by_fold_not_position():
     """OTHER diverged on fold 0 and never learned on fold 2; COMMON has no fold 1. Each
-    is compared with the golden pair on the folds both finished, not on the first n
-    values."""
+    is compared with the golden pair on the folds both finished, not by position."""
     runs = runs_of({GOLDEN_PAIR: [0.990, 0.980, 0.970, 0.960]})
     runs += [
         fold_run(OTHER, 0, 0, diverged=True),
@@ -181,10 +187,8 @@ def test_holm_against_a_hand_computation():
 
 
 def test_table_has_a_row_per_pair_with_its_comparison():
-    found = verdict(
-        runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991]})
-    )
-    lines = contenders.table(found).splitlines()
+    runs = runs_of({GOLDEN_PAIR: [0.992, 0.991, 0.993], OTHER: [0.990, 0.990, 0.991]})
+    lines = contenders.table(final_rung(runs)).splitlines()
     assert lines[0].startswith("| rank (test) | rank (validation) | η | α |")
     assert len(lines) == 4 and lines[2].startswith(
         "| 1 | 1 | 0.016 | 0.874 | 0.9920 ± "
@@ -237,7 +241,15 @@ def test_missed_text_names_the_slowest_pair_left_out():
             ((0.0001, 0.9), 0.5),
         )
     ]
-    text = contenders.missed_text(grid, runs_of({GOLDEN_PAIR: [0.99] * 3}))
+    rung1 = tuple(results.runs_of(runs_of({GOLDEN_PAIR: [0.99] * 3})))
+    halving = contenders.Halving(
+        "contenders30",
+        protocol("quick"),
+        (),
+        rung1=rung1,
+        grid=tuple(results.runs_of(grid)),
+    )
+    text = contenders.missed_text(halving)
     assert (
         "η=0.0001, α=0.9, rank 3 of 3 after 2 epochs (mean validation accuracy 0.5000)"
         in text
@@ -270,16 +282,15 @@ def test_tied_ranks_share_a_rank_and_skip_the_next():
 
 
 def test_pairs_tied_ahead_of_golden_are_named_together_and_share_the_first_rank():
-    found = verdict(
-        runs_of(
-            {
-                GOLDEN_PAIR: [0.9927, 0.9927, 0.9930],
-                (0.016, 0.925): [0.9924, 0.9929, 0.9936],
-                COMMON_PAIR: [0.9926, 0.9924, 0.9939],
-                OTHER: [0.9892, 0.9887, 0.9912],
-            }
-        )
+    runs = runs_of(
+        {
+            GOLDEN_PAIR: [0.9927, 0.9927, 0.9930],
+            (0.016, 0.925): [0.9924, 0.9929, 0.9936],
+            COMMON_PAIR: [0.9926, 0.9924, 0.9939],
+            OTHER: [0.9892, 0.9887, 0.9912],
+        }
     )
+    found = verdict(runs)
     assert found.finding == "tied" and found.golden_rank == 3
     assert found.ranks == {COMMON_PAIR: 1, (0.016, 0.925): 1, GOLDEN_PAIR: 3, OTHER: 4}
     assert [g.key for g in found.ranking][:2] == [COMMON_PAIR, (0.016, 0.925)]
@@ -289,7 +300,7 @@ def test_pairs_tied_ahead_of_golden_are_named_together_and_share_the_first_rank(
         "tied at rank 1 with equal means, are ahead of it by 0.0002 ± " in text
     )
     assert "respectively (paired by fold, p = " in text and " and " in text
-    lines = contenders.table(found).splitlines()
+    lines = contenders.table(final_rung(runs)).splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 1", "| 3", "| 4"]
 
 
@@ -333,8 +344,7 @@ def test_validation_ranks_in_the_table_are_the_figures_and_can_differ_from_test(
         fold_run(GOLDEN_PAIR, k, test, val)
         for k, (test, val) in enumerate([(0.990, 0.995)] * 3)
     ] + [fold_run(OTHER, k, 0.993, 0.991) for k in range(3)]
-    found = verdict(runs)
-    lines = contenders.table(found).splitlines()
+    lines = contenders.table(final_rung(runs)).splitlines()
     assert lines[2].startswith("| 1 | 2 | 0.1 | 0.825 |")
     assert lines[3].startswith("| 2 | 1 | 0.016 | 0.874 |")
     fig = contenders.rank_figure(

@@ -1,6 +1,5 @@
 """Checks of golden.figures: every figure of the book is registered once, drawn without
-a
-chapter, on white, and legible at the width the page shows it."""
+a chapter, on white, and legible at the width the page shows it."""
 
 from __future__ import annotations
 
@@ -11,10 +10,23 @@ import pytest
 from matplotlib.text import Text
 
 from golden import cli, figures, plots
+from golden.derivations import momentum
 
 PAGE_WIDTH_IN = 7.5  # the book's content column: a wider figure is shrunk to it
 SMALLEST_PT = 6.0  # the smallest text a reader sees on the page, in points
-SHOWN = re.compile(r"""plots\.show\([^"]*"(\w+)"\)""", re.DOTALL)
+SHOWN = re.compile(r"plots\.show\((\w+)\.(\w+)\(")  # module alias, drawing function
+IMPORTED = re.compile(r"^from golden[.\w]* import (.+)$", re.MULTILINE)
+
+
+def shown_in(chapter: str) -> set[tuple[str, str]]:
+    """(module, drawing function) of every figure a chapter shows, its import aliases
+    (``from golden.studies import effective_lr as elr``) resolved."""
+    names = {}
+    for imported in IMPORTED.findall(chapter):
+        for name in imported.split(","):
+            module, _, alias = name.strip().partition(" as ")
+            names[alias or module] = module
+    return {(names[alias], draw) for alias, draw in SHOWN.findall(chapter)}
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +37,38 @@ def drawn() -> dict[str, plt.Figure]:
 
 def test_every_page_figure_and_every_committed_png_is_registered(repo_root):
     registered = set(figures.registry())
-    shown = {
-        name
-        for chapter in (repo_root / "chapters").glob("*.md")
-        for name in SHOWN.findall(chapter.read_text())
+    drawing = {
+        (entry.module.rsplit(".", 1)[-1], entry.draw.__name__)
+        for entry in figures.registry().values()
     }
+    chapters = [path.read_text() for path in (repo_root / "chapters").glob("*.md")]
+    shown = {pair for text in chapters for pair in shown_in(text)}
     committed = {path.stem for path in (repo_root / "figures").glob("*.png")}
-    assert shown <= registered, (
-        f"shown but not registered: {sorted(shown - registered)}"
-    )
+    assert shown and shown <= drawing, f"shown, not registered: {shown - drawing}"
+    assert all(
+        "plots.show(" not in line or '"' not in line
+        for text in chapters
+        for line in text.splitlines()
+    ), "a chapter types a figure's name"
     assert committed <= registered, f"stale PNGs: {sorted(committed - registered)}"
+
+
+def test_a_figure_is_shown_under_its_registered_name_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots.settings, "figures_dir", lambda: tmp_path)
+    fig = momentum.stability_figure()
+    assert fig.get_label() == "heavy_ball_stability"
+    plots.show(fig)
+    assert [path.name for path in tmp_path.iterdir()] == ["heavy_ball_stability.png"]
+    blank = plt.figure()
+    with pytest.raises(ValueError, match="not registered"):
+        plots.show(blank)
+    plt.close(blank)
+
+
+def test_a_name_registered_by_another_function_is_refused():
+    with pytest.raises(ValueError, match="'heavy_ball_stability' is registered twice"):
+        plots.figure("heavy_ball_stability")(lambda: plt.figure())
+    assert plots.FIGURES["heavy_ball_stability"].module == momentum.__name__
 
 
 def test_every_figure_draws_and_is_stamped(drawn):

@@ -19,7 +19,6 @@ from golden.results import Comparison, Estimate
 from golden.studies import (
     breakeven,
     contenders,
-    fashion,
     grid,
     mse,
     mutual_info,
@@ -69,16 +68,16 @@ def test_every_grid_finding_maps_to_a_word(monkeypatch):
 
 
 def test_every_contenders_finding_maps_to_a_word():
-    from test_contenders import fold_run, runs_of
+    from test_contenders import fold_run, runs_of, verdict
 
-    first = contenders.verdict(runs_of({GOLDEN_PAIR: [0.992] * 3, OTHER: [0.99] * 3}))
-    tied = contenders.verdict(
+    first = verdict(runs_of({GOLDEN_PAIR: [0.992] * 3, OTHER: [0.99] * 3}))
+    tied = verdict(
         runs_of({GOLDEN_PAIR: [0.990, 0.992, 0.991], OTHER: [0.993, 0.990, 0.993]})
     )
-    beaten = contenders.verdict(
+    beaten = verdict(
         runs_of({GOLDEN_PAIR: [0.980, 0.981, 0.982], OTHER: [0.990, 0.992, 0.994]})
     )
-    none = contenders.verdict([fold_run(OTHER, 0, 0.99), fold_run(OTHER, 1, 0.99)])
+    none = verdict([fold_run(OTHER, 0, 0.99), fold_run(OTHER, 1, 0.99)])
     entries = {
         v.finding: ledger.contenders_entry(v) for v in (first, tied, beaten, none)
     }
@@ -198,11 +197,11 @@ def test_every_mutual_information_outcome_maps_to_a_word():
 
 
 def test_every_fashion_finding_maps_to_a_word():
-    from test_studies_fashion import FASHION, MNIST, rung_study
+    from test_studies_fashion import FASHION, MNIST, rung_study, verdict
 
     def found(golden, common):
         rung = rung_study({GOLDEN_PAIR: golden, COMMON_PAIR: common})
-        return ledger.fashion_entry(fashion.verdict([FASHION, rung], MNIST))
+        return ledger.fashion_entry(verdict([FASHION, rung], MNIST))
 
     first = found([0.92, 0.915, 0.918], [0.912, 0.909, 0.912])
     holds = found([0.91, 0.913, 0.909], [0.912, 0.909, 0.912])

@@ -1,6 +1,7 @@
 """Checks of golden.report: the header says what the runs ran, the tables are Markdown,
-the labels name the book's pairs, and loading decides between stored records, the quick
-fallback and an error naming the sweep, training only when it may."""
+the labels name the book's pairs, a study extends into a kind of study, and loading
+decides between stored records, the quick fallback and an error naming the sweep,
+training only when it may."""
 
 from __future__ import annotations
 
@@ -125,3 +126,16 @@ def test_stored_only_is_the_store_and_the_rule_of_the_loads_within(
     assert report.SOURCE.get() == report.Source()
     with pytest.raises(AssertionError, match="started a sweep"):
         report.load("training", store=empty)
+
+
+def test_a_study_extends_into_a_kind_of_study_that_keeps_what_it_read():
+    @dataclasses.dataclass(frozen=True)
+    class WithRung(report.Study):
+        rung: tuple = ()
+
+    runs = (make_run(0.016, 0.874, 0),)
+    study = report.Study("grid", protocol("quick"), runs, fell_back=True)
+    extended = study.extended(WithRung, rung=runs)
+    assert isinstance(extended, WithRung) and extended.rung == runs
+    assert (extended.runs, extended.fell_back) == (runs, True)
+    assert extended.stamp() == study.stamp() and extended.header() == study.header()

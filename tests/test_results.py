@@ -1,6 +1,5 @@
-"""Checks of golden.results: how runs end, pairing by replicate, Holm families,
-estimates
-and the reading of older records."""
+"""Checks of golden.results: how runs end, pairing by replicate, Holm families, one
+group against the rest, estimates, the comparison format and older records."""
 
 from __future__ import annotations
 
@@ -67,6 +66,36 @@ def test_estimates_format_with_their_interval_or_alone():
     assert format(results.Estimate.of([0.9, 0.92]), ".3f").startswith("0.910 ± ")
     assert format(results.Estimate.of([0.9]), ".3f") == "0.900"
     assert format(results.Estimate.of([]), ".3f") == "n/a"
+
+
+def test_a_comparison_prints_one_way_and_reads_the_other_way_round():
+    difference = results.Estimate(-0.0123, 0.00456, 3)
+    c = results.Comparison("a", "b", (0, 1, 2), difference, 0.0123, 0.0456)
+    assert f"{c}" == "-0.0123 ± 0.0046"
+    assert (
+        f"{c.flipped}" == "+0.0123 ± 0.0046" and f"{c.flipped:.4f}" == "0.0123 ± 0.0046"
+    )
+    assert (c.flipped.a, c.flipped.b, c.flipped.p_adjusted) == ("b", "a", 0.0456)
+    assert c.p_text == "p = 0.012, Holm-corrected 0.046"
+    assert c.cells == ("-0.0123 ± 0.0046", "0.012", "0.046")
+    alone = results.Comparison("a", "b", (0, 1, 2), difference, 0.0123)
+    assert alone.p_text == "p = 0.012"
+
+
+def test_one_group_against_the_rest_is_one_family_and_decides_its_standing():
+    runs = [
+        make_run(lr, 0.9, seed, test_acc=acc)
+        for lr, accs in {0.01: [0.95, 0.96, 0.97], 0.1: [0.90, 0.91, 0.93]}.items()
+        for seed, acc in enumerate(accs)
+    ] + [make_run(0.5, 0.9, 0, test_acc=0.99)]  # one replicate: nothing to pair
+    groups = results.group(runs)
+    found = results.against_the_rest(groups, (0.1, 0.9))
+    assert [(c.a, c.b) for c in found] == [((0.1, 0.9), (0.01, 0.9))]
+    assert found[0].p_adjusted == found[0].p_value and found[0].direction == -1
+    assert results.standing(found, rank=2) == "beaten"
+    assert results.against_the_rest(groups, (0.3, 0.9)) == []
+    assert results.standing([], rank=1) == "first"
+    assert results.standing([], rank=2) == "tied"
 
 
 def test_an_old_record_without_fold_reads_as_the_fixed_split():

@@ -272,16 +272,17 @@ def test_match_level_is_the_highest_loss_every_run_reaches():
 
 
 def test_matched_trends_use_each_runs_matched_probe():
-    found = breakeven.matched(staged_study(FALLS, RISES))
+    study = staged_study(FALLS, RISES)
+    found = breakeven.matched(study)
     assert found.level == 0.5 and found.steps == (56, 56)
     assert found.losses == (0.5, 0.5)
     assert found.trends["grad_variance"].direction == 1 and not found.noise_falls
-    lines = breakeven.matched_lines(found).splitlines()
+    lines = breakeven.matched_lines(study).splitlines()
     assert lines == [
         "matched at probe-batch loss <= 0.500, the highest every run reaches;",
         "  matched probes at steps 56 to 56, losses 0.500 to 0.500",
     ]
-    table = breakeven.matched_table(found).splitlines()
+    table = breakeven.matched_table(study).splitlines()
     assert len(table) == 2 + 4
     assert table[2].startswith("| gradient variance tr(C)/B | +")
 
@@ -328,11 +329,12 @@ def test_without_probed_losses_the_runs_are_not_matched():
         )
         for run in full()
     ]
-    found = verdict(study_of(runs))
+    without = study_of(runs)
+    found = verdict(without)
     assert found.matched is None
     assert "Their records hold no loss at each probe" in found.text()
-    assert breakeven.matched_lines(None).startswith("no probe-batch loss")
-    assert breakeven.matched_table(None).startswith("The records hold no")
+    assert breakeven.matched_lines(without).startswith("no probe-batch loss")
+    assert breakeven.matched_table(without).startswith("The records hold no")
     assert breakeven.matched(study_of(full()[:2])) is None  # too few runs
 
 

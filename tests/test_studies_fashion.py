@@ -37,6 +37,15 @@ def rung_study(scores: dict, epochs: int = 10) -> report.Study:
     return report.Study("contenders10", protocol("quick", "fashion-mnist"), tuple(runs))
 
 
+def fashion_study(stages: list[report.Study], mnist: report.Study) -> fashion.Fashion:
+    """The Fashion-MNIST study whose grid is ``stages[0]``, compared with ``mnist``."""
+    return stages[0].extended(fashion.Fashion, stages=tuple(stages), mnist=mnist)
+
+
+def verdict(stages: list[report.Study], mnist: report.Study) -> fashion.Verdict:
+    return fashion.verdict(fashion_study(stages, mnist))
+
+
 def spread(base: float) -> list[float]:
     return [base, base + 0.002, base - 0.001]
 
@@ -50,7 +59,7 @@ def test_holds_when_no_pair_beats_the_golden_pair_at_the_longest_stage():
     rung = rung_study(
         {GOLDEN_PAIR: [0.91, 0.913, 0.909], COMMON_PAIR: [0.912, 0.909, 0.912]}
     )
-    found = fashion.verdict([FASHION, rung], MNIST)
+    found = verdict([FASHION, rung], MNIST)
     assert found.finding == "holds"
     last = found.stages[-1]
     assert (last.epochs, last.pairs, last.beaten_by, last.tested) == (10, 2, 0, 1)
@@ -64,7 +73,7 @@ def test_holds_and_first_when_no_pair_has_a_higher_mean():
     rung = rung_study(
         {GOLDEN_PAIR: [0.92, 0.915, 0.918], COMMON_PAIR: [0.912, 0.909, 0.912]}
     )
-    found = fashion.verdict([FASHION, rung], MNIST)
+    found = verdict([FASHION, rung], MNIST)
     assert found.finding == "holds" and found.stages[-1].rank == 1
     assert "No pair has a higher mean" in found.text()
     assert "not shown to be best" not in found.text()
@@ -78,7 +87,7 @@ def test_beaten_when_a_pair_is_ahead_after_holm_at_the_longest_stage():
             (0.1, 0.8): [0.882, 0.889, 0.886],
         }
     )
-    found = fashion.verdict([FASHION, rung], MNIST)
+    found = verdict([FASHION, rung], MNIST)
     assert found.finding == "beaten"
     assert found.stages[-1].beaten_by == 1 and found.stages[-1].tested == 2
     assert "does **not** hold on this data set" in found.text()
@@ -86,13 +95,13 @@ def test_beaten_when_a_pair_is_ahead_after_holm_at_the_longest_stage():
 
 def test_no_golden_when_it_has_no_learned_runs():
     rung = rung_study({GOLDEN_PAIR: [0.1, 0.1, 0.1], COMMON_PAIR: [0.9, 0.91, 0.92]})
-    found = fashion.verdict([FASHION, rung], MNIST)
+    found = verdict([FASHION, rung], MNIST)
     assert found.finding == "no golden" and found.stages[-1].rank is None
     assert "no verdict" in found.text()
 
 
 def test_the_grid_alone_is_a_stage_of_its_own():
-    found = fashion.verdict([FASHION], MNIST)
+    found = verdict([FASHION], MNIST)
     assert [s.epochs for s in found.stages] == [1]
     assert found.stages[0].rank == 2 and found.stages[0].tested == 5
     assert "Earlier stages" not in found.text()
@@ -141,21 +150,21 @@ def test_region_medians_and_the_golden_rank():
 
 
 def test_tables_name_both_data_sets_and_every_stage():
-    found = fashion.verdict([FASHION], MNIST)
-    regions = fashion.regions_table(found.transfer)
+    study = fashion_study([FASHION], MNIST)
+    regions = fashion.regions_table(study)
     assert "| MNIST |" in regions and "| Fashion-MNIST |" in regions
-    stages = fashion.stages_table(list(found.stages))
+    stages = fashion.stages_table(study)
     assert stages.count("\n") == 2 and "seeds 0-2" in stages
 
 
 def test_figures_are_stamped_with_the_data_set():
-    fig = fashion.transfer_figure(MNIST, FASHION)
+    fig = fashion.transfer_figure(fashion_study([FASHION], MNIST))
     stamp = " ".join(t.get_text() for t in fig.texts)
     assert "grid on Fashion-MNIST" in stamp and "against grid on MNIST" in stamp
     plt.close(fig)
     rung = rung_study({GOLDEN_PAIR: spread(0.9), COMMON_PAIR: spread(0.89)})
     grid = grid_study({GOLDEN_PAIR: spread(0.8), COMMON_PAIR: spread(0.81)})
-    fig = fashion.ranks_figure([grid, rung])
+    fig = fashion.ranks_figure(fashion_study([grid, rung], MNIST))
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["1 epoch", "10 epochs"]
     assert "contenders10 on Fashion-MNIST" in " ".join(t.get_text() for t in fig.texts)
@@ -163,7 +172,7 @@ def test_figures_are_stamped_with_the_data_set():
 
 
 def test_with_the_grid_alone_the_ranks_figure_names_the_command():
-    fig = fashion.ranks_figure([FASHION])
+    fig = fashion.ranks_figure(fashion_study([FASHION], MNIST))
     (text,) = fig.axes[0].texts
     assert "python -m golden sweep contenders --protocol quick" in text.get_text()
     assert "--dataset fashion-mnist" in text.get_text()

@@ -196,7 +196,10 @@ def test_tables_have_a_row_per_level():
 
 def test_design_names_what_this_study_compared():
     line = noise.design(scenario([0.0, 0.0, 0.0]))
-    assert line == "SGD, golden pair against Adam, lr 0.001; label noise 0%, 20%, 40%"
+    assert line == (
+        "SGD with momentum, golden pair against Adam, lr 0.001; "
+        "label noise 0%, 20%, 40%"
+    )
 
 
 def test_figures_draw_a_line_per_learned_optimizer_and_level():

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from golden import identities, theory
+from golden import identities, plots, theory
 from golden.identities import register, symbols
 
 P_A, P_B = symbols("P(A) P(B)", 0.05, 0.95, positive=True)
@@ -55,8 +55,7 @@ def collapse_under_assumptions() -> dict[sp.Symbol, sp.Expr]:
 
 
 def inner_equation_with_bayes() -> list[dict]:
-    """Solve Eq. (3) and the inner equation (5) together for the two (positive)
-    factors."""
+    """The two (positive) factors that solve Eq. (3) and the inner equation (5)."""
     first, second = sp.symbols("F_1 F_2", positive=True)
     equations = [sp.Eq(first * second, 1), sp.Eq(first, second)]
     return sp.solve(equations, [first, second], dict=True)
@@ -155,15 +154,14 @@ def first_form_point() -> sp.Float:
 
 
 def sign_changes(expr: sp.Expr, symbol: sp.Symbol = P_B, points: int = 4001) -> int:
-    """How often ``expr`` changes sign on a fine grid of (0, 1): one change, one
-    crossing."""
+    """How often ``expr`` changes sign on a fine grid of (0, 1): each is a crossing."""
     values = sp.lambdify(symbol, expr, "numpy")(np.linspace(1e-4, 1 - 1e-4, points))
     return int(np.count_nonzero(np.diff(np.sign(values))))
 
 
 def chain_agreement_points() -> dict[str, sp.Float]:
-    """Where each flagged link of Eqs. (10) -> (11) -> (12) holds: two different
-    P(B)."""
+    """The P(B) where each flagged link of Eqs. (10) -> (11) -> (12) holds (two
+    different values)."""
     return {
         "Eqs. (10) and (11) hold together at P(B)": first_form_point(),
         "Eqs. (11) and (12) hold together at P(B)": swap_step_point(),
@@ -173,8 +171,7 @@ def chain_agreement_points() -> dict[str, sp.Float]:
 def log_bayes_at_swap_point() -> sp.Float:
     """Eq. (10)'s right-hand side, with lambda = P(B)^2, where Eqs. (11) and (12) agree.
 
-    A value other than one means that no P(B) satisfies Eqs. (10), (11) and (12)
-    together.
+    A value other than one means that no P(B) satisfies all of Eqs. (10) to (12).
     """
     return log_bayes_at_first_form_base().subs(P_B, swap_step_point()).evalf(15)
 
@@ -361,16 +358,14 @@ def _golden_ratio_identities() -> None:
 # --------------------------------------------------------------------------- the figure
 
 
+@plots.figure("process_curves")
 def process_figure():
-    """Both unit-circle processes over the quarter circle for the base lambda_*,
-    stamped.
+    """Both unit-circle processes over the quarter circle for the base lambda_*.
 
     The primal curve grows without bound as cos(phi) -> 0, the dual one as
     sin(phi) -> 0; they cross at phi = pi/4 at height one.
     """
     import matplotlib.pyplot as plt
-
-    from golden import plots
 
     primal, dual = process_curves(CIRCLE_BASE)
     angles = np.linspace(0.01, np.pi / 2 - 0.01, 500)
@@ -401,5 +396,4 @@ def process_figure():
     return fig
 
 
-FIGURES = {"process_curves": process_figure}
 """The chapter's figure, for :mod:`golden.figures`."""

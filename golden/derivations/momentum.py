@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from golden import identities, theory
+from golden import identities, plots, theory
 from golden.identities import register, symbols
 
 # Real rather than positive, so that SymPy derives the sign conditions instead of
@@ -246,6 +246,7 @@ MARKED_PAIRS = {
 """The pairs the stability figure marks: the golden pair and two common ones."""
 
 
+@plots.figure("heavy_ball_stability")
 def stability_figure():
     """Steps to shrink the error tenfold over the (eta, alpha) plane at h = 1, stamped.
 
@@ -253,8 +254,6 @@ def stability_figure():
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
-
-    from golden import plots
 
     etas = np.logspace(-4, np.log10(5), 400)
     alphas = np.linspace(0, 0.999, 300)
@@ -307,5 +306,4 @@ def stability_figure():
     return fig
 
 
-FIGURES = {"heavy_ball_stability": stability_figure}
 """The chapter's figure, for :mod:`golden.figures`."""

@@ -48,6 +48,11 @@ COLUMNS = {
 }
 
 
+def load() -> report.Study:
+    """The stored break-even runs (or the quick fallback)."""
+    return report.load("breakeven")
+
+
 def probe(run: Run, key: str) -> list[float]:
     """A run's series of one measure at its probes; ``grad_top`` is λmax(C)/B, the
     product of tr(C)/B and λmax(C)/tr(C)."""
@@ -224,8 +229,7 @@ def _trends(learned: list[Run], value) -> dict[str, Trend]:
 
 
 def trends(study: report.Study) -> dict[str, Trend]:
-    """Each measure's trend at the last probe over every run that learned,
-    Holm-corrected together."""
+    """Each measure's trend at the last probe over the learned runs (one family)."""
     learned = [run for run in study.runs if run.learned()]
     return _trends(learned, lambda run, key: probe(run, key)[-1])
 
@@ -244,14 +248,10 @@ def matched_probe(run: Run, level: float) -> int:
     return next(i for i, loss in enumerate(run.probes["probe_loss"]) if loss <= level)
 
 
-@dataclass(frozen=True)
-class Matched:
-    """The trends at matched training loss, and how closely the probes match."""
+class _Reading:
+    """What the ``trends`` of a class that holds them say about the noise."""
 
-    level: float  # the matched probe-batch loss
     trends: dict[str, Trend]
-    steps: tuple[int, int]  # the earliest and the latest step at which runs match
-    losses: tuple[float, float]  # the lowest and the highest loss at those probes
 
     @property
     def noise_falls(self) -> bool:
@@ -260,6 +260,16 @@ class Matched:
     @property
     def spread_improves(self) -> bool:
         return self.trends["grad_conditioning"].direction < 0
+
+
+@dataclass(frozen=True)
+class Matched(_Reading):
+    """The trends at matched training loss, and how closely the probes match."""
+
+    level: float  # the matched probe-batch loss
+    trends: dict[str, Trend]
+    steps: tuple[int, int]  # the earliest and the latest step at which runs match
+    losses: tuple[float, float]  # the lowest and the highest loss at those probes
 
 
 def matched(study: report.Study) -> Matched | None:
@@ -277,27 +287,17 @@ def matched(study: report.Study) -> Matched | None:
     return Matched(level, found, (min(steps), max(steps)), (min(losses), max(losses)))
 
 
-def matched_table(found: Matched | None) -> str:
+def matched_table(study: report.Study) -> str:
     """Spearman's ρ of each measure at matched training loss, with Holm's p."""
+    found = matched(study)
     if found is None:
         return "The records hold no probe-batch loss: no comparison at matched loss."
-    return report.table(
-        ["measure at matched training loss", "Spearman ρ", "p", "Holm p", "runs"],
-        [
-            [
-                MEASURES[t.key],
-                f"{t.rho:+.3f}",
-                f"{t.p_value:.2g}",
-                f"{t.p_adjusted:.2g}",
-                t.n,
-            ]
-            for t in found.trends.values()
-        ],
-    )
+    return _trend_table("at matched training loss", found.trends)
 
 
-def matched_lines(found: Matched | None) -> str:
+def matched_lines(study: report.Study) -> str:
     """Where the runs were matched, in lines of at most 88 characters."""
+    found = matched(study)
     if found is None:
         return "no probe-batch loss in the records: runs not matched"
     return (
@@ -310,8 +310,13 @@ def matched_lines(found: Matched | None) -> str:
 
 def trend_table(study: report.Study) -> str:
     """Spearman's ρ of each measure against the effective step, with Holm's p."""
+    return _trend_table("at the last probe", trends(study))
+
+
+def _trend_table(where: str, found: dict[str, Trend]) -> str:
+    """The trends ``found`` as a table; its first column says ``where`` they are."""
     return report.table(
-        ["measure at the last probe", "Spearman ρ", "p", "Holm p", "runs"],
+        [f"measure {where}", "Spearman ρ", "p", "Holm p", "runs"],
         [
             [
                 MEASURES[t.key],
@@ -320,7 +325,7 @@ def trend_table(study: report.Study) -> str:
                 f"{t.p_adjusted:.2g}",
                 t.n,
             ]
-            for t in trends(study).values()
+            for t in found.values()
         ],
     )
 
@@ -333,7 +338,7 @@ def _listing(names: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(_Reading):
     """What the first epoch says about the effective step and about the golden pair.
 
     ``finding``: "on the line" (every measure of the golden pair lies between those of
@@ -353,14 +358,6 @@ class Verdict:
         """The lowest and the highest mean test accuracy of a pair after the epoch."""
         means = [row.test_acc.mean for row in self.ranked]
         return (min(means), max(means)) if means else (math.nan, math.nan)
-
-    @property
-    def noise_falls(self) -> bool:
-        return all(self.trends[k].direction < 0 for k in ("grad_variance", "grad_top"))
-
-    @property
-    def spread_improves(self) -> bool:
-        return self.trends["grad_conditioning"].direction < 0
 
     @property
     def golden(self) -> Row | None:
@@ -521,6 +518,7 @@ def verdict(study: report.Study) -> Verdict:
 # --- the figure ----------------------------------------------------------------------
 
 
+@plots.figure("breakeven_curves", load)
 def curves_figure(study: report.Study) -> plt.Figure:
     """The four measures through the first epoch: colour is the learning rate, solid the
     golden momentum, dashed the common one; mean over the learned seeds, band from the
@@ -567,6 +565,3 @@ def curves_figure(study: report.Study) -> plt.Figure:
     seeds = ", ".join(map(str, study.replicates))
     plots.stamp(fig, study.stamp(f"first epoch, probe batch of 256, seeds {seeds}"))
     return fig
-
-
-FIGURES = {"breakeven_curves": lambda: curves_figure(report.load("breakeven"))}

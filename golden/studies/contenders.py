@@ -40,17 +40,6 @@ def pair_results(runs: Runs, epoch: int | None = None) -> dict[Pair, Group]:
     return results.group(runs, epoch=epoch)
 
 
-def compare_with_golden(groups: dict[Pair, Group]) -> list[Comparison]:
-    """Paired t-tests by fold of the golden pair against every other pair with two or
-    more shared folds (golden − pair), Holm-adjusted together."""
-    golden = groups[GOLDEN_PAIR].values("test_acc")
-    return results.family(
-        results.compare(golden, group.values("test_acc"), GOLDEN_PAIR, pair)
-        for pair, group in groups.items()
-        if pair != GOLDEN_PAIR
-    )
-
-
 def _mean(group: Group, metric: str = "test_acc") -> float:
     return group.estimate(metric).mean if group.learned else -1.0
 
@@ -140,15 +129,14 @@ class Verdict:
         if len(top) == 1:
             best = top[0]
             numbers = (
-                f"{label(best.b)} is ahead by {-best.diff.mean:.4f} ± "
-                f"{best.diff.half:.4f} (paired by fold, p = {best.p_value:.3f}, "
-                f"Holm-corrected {best.p_adjusted:.3f})"
+                f"{label(best.b)} is ahead by {best.flipped:.4f} (paired by fold, "
+                f"{best.p_text})"
             )
         else:
             numbers = (
                 f"{_listing([label(c.b) for c in top])}, tied at rank "
                 f"{self.ranks[top[0].b]} with equal means, are ahead of it by "
-                + _listing([f"{-c.diff.mean:.4f} ± {c.diff.half:.4f}" for c in top])
+                + _listing([f"{c.flipped:.4f}" for c in top])
                 + " respectively (paired by fold, p = "
                 + _listing([f"{c.p_value:.3f}" for c in top])
                 + ", Holm-corrected "
@@ -170,9 +158,9 @@ class Verdict:
         )
 
 
-def verdict(runs: Runs) -> Verdict:
+def verdict(study: report.Study) -> Verdict:
     """The verdict of the final rung's runs (see :class:`Verdict` for the findings)."""
-    runs = runs_of(runs)
+    runs = runs_of(study.runs)
     groups = pair_results(runs)
     epochs = max((run.config.epochs for run in runs), default=0)
     ranks = ranks_by_test(groups)
@@ -180,35 +168,23 @@ def verdict(runs: Runs) -> Verdict:
     golden = groups.get(GOLDEN_PAIR)
     if golden is None or len(golden.learned) < 2:
         return Verdict("no golden", ranking, epochs=epochs)
-    comparisons = compare_with_golden(groups)
-    if any(c.direction < 0 for c in comparisons):
-        finding = "beaten"
-    elif ranks[GOLDEN_PAIR] == 1:
-        finding = "first"
-    else:
-        finding = "tied"
+    comparisons = results.against_the_rest(groups, GOLDEN_PAIR)
+    finding = results.standing(comparisons, ranks[GOLDEN_PAIR])
     return Verdict(finding, ranking, comparisons, epochs)
 
 
-def table(found: Verdict) -> str:
+def table(study: report.Study) -> str:
     """The final rung as a Markdown table: rank by mean test accuracy (the verdict's),
     rank by mean validation accuracy (the promotion rule's and the rank figure's),
     mean ± 95% CI by fold, and each comparison. Equal means share a rank."""
+    found = verdict(study)
     by_pair = {c.b: c for c in found.comparisons}
     test_rank = found.ranks
     val_rank = ranks({group.key: group for group in found.ranking})
     rows = []
     for group in found.ranking:
         c = by_pair.get(group.key)
-        versus = (
-            (
-                f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
-                f"{c.p_value:.3f}",
-                f"{c.p_adjusted:.3f}",
-            )
-            if c
-            else ("—", "—", "—")
-        )
+        versus = c.cells if c else ("—", "—", "—")
         rows.append(
             (
                 test_rank[group.key],
@@ -245,9 +221,9 @@ def ranks(groups: dict[Pair, Group]) -> dict[Pair, int]:
 
 
 def missed(grid_runs: Runs, promoted: list[Pair]) -> tuple[Pair, int, float]:
-    """The grid pair with the smallest learning rate that the rule left out, its 2-epoch
-    rank and its mean validation accuracy: the kind of pair that a short first rung can
-    miss."""
+    """The grid pair with the smallest learning rate that the rule left out (the kind
+    of pair a short first rung can miss), its 2-epoch rank and its mean validation
+    accuracy."""
     groups = pair_results(grid_runs)
     grid_ranks = ranks(groups)
     left_out = [pair for pair in grid_ranks if pair not in promoted]
@@ -255,9 +231,9 @@ def missed(grid_runs: Runs, promoted: list[Pair]) -> tuple[Pair, int, float]:
     return slowest, grid_ranks[slowest], _mean(groups[slowest], "val_acc")
 
 
-def missed_text(grid_runs: Runs, rung1_runs: Runs) -> str:
+def missed_text(halving: Halving) -> str:
     """What the halving rule could have missed, with the grid's numbers."""
-    grid_runs, rung1_runs = runs_of(grid_runs), runs_of(rung1_runs)
+    grid_runs, rung1_runs = halving.grid, halving.rung1
     promoted = sorted({run.pair for run in rung1_runs})
     slowest, rank, val = missed(grid_runs, promoted)
     epochs = max(run.config.epochs for run in grid_runs)
@@ -328,9 +304,10 @@ def header(proto, rung1_runs: Runs, rung2_runs: Runs) -> str:
         pairs = {run.pair for run in runs}
         folds = sorted({run.config.fold for run in runs})
         epochs = max(run.config.epochs for run in runs)
+        sgd = report.OPTIMIZER_NAMES["sgd"]
         lines.append(
             f"  rung {rung}: {len(pairs)} pairs x folds {', '.join(map(str, folds))} "
-            f"x {epochs} epochs, {len(runs)} runs, plain SGD with momentum"
+            f"x {epochs} epochs, {len(runs)} runs, plain {sgd}"
         )
     lines.append(
         f"  compute: {rung_hours(rung1_runs, rung2_runs):.1f} core-hours, each epoch "
@@ -438,44 +415,40 @@ def full_grid_cost(
 
 
 @dataclass(frozen=True)
-class Halving:
-    """The two rungs and the grid they were promoted from, under one protocol."""
+class Halving(report.Study):
+    """The final rung (contenders30, or the quick fallback) with its first rung and
+    the grid they were promoted from, under one protocol."""
 
-    study: report.Study  # the final rung (contenders30), or the quick fallback
-    rung1: tuple[Run, ...]
-    grid: tuple[Run, ...]
+    rung1: tuple[Run, ...] = ()
+    grid: tuple[Run, ...] = ()
 
     def header(self) -> str:
-        return header(self.study.proto, self.rung1, self.study.runs)
-
-    def verdict(self) -> Verdict:
-        return verdict(self.study.runs)
+        return header(self.proto, self.rung1, self.runs)
 
     def full_grid_cost(self, long_runs: Runs = ()) -> GridCost:
         """:func:`full_grid_cost` from the grid, both rungs and ``long_runs``."""
         samples = {"grid": self.grid, "long": long_runs}
-        samples.update({"contenders10": self.rung1, "contenders30": self.study.runs})
+        samples.update({"contenders10": self.rung1, "contenders30": self.runs})
         samples = {k: v for k, v in samples.items() if list(v)}
-        return full_grid_cost(samples, self.study.proto)
+        return full_grid_cost(samples, self.proto)
 
 
 def load() -> Halving:
     """The stored 30-epoch rung (else the quick fallback, see
     :func:`golden.report.stored_or_quick`), its first rung and its grid."""
-    study = report.load("contenders30")
+    final = report.load("contenders30")
     rung1, grid = (
-        experiments.finished_runs(name, study.proto, study.store, "the contenders")
+        experiments.finished_runs(name, final.proto, final.store, "the contenders")
         for name in ("contenders10", "grid")
     )
-    return Halving(study, tuple(runs_of(rung1)), tuple(runs_of(grid)))
+    return final.extended(
+        Halving, rung1=tuple(runs_of(rung1)), grid=tuple(runs_of(grid))
+    )
 
 
-def ranks_figure(halving: Halving | None = None) -> plt.Figure:
+@plots.figure("contenders_ranks", load)
+def ranks_figure(halving: Halving) -> plt.Figure:
     """:func:`rank_figure` of the stored rungs, stamped."""
-    halving = halving or load()
-    fig = rank_figure(halving.grid, halving.rung1, halving.study.runs)
-    plots.stamp(fig, halving.study.stamp())
+    fig = rank_figure(halving.grid, halving.rung1, halving.runs)
+    plots.stamp(fig, halving.stamp())
     return fig
-
-
-FIGURES = {"contenders_ranks": ranks_figure}

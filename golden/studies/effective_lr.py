@@ -298,6 +298,7 @@ def measures(shown: list[Point], named: dict[str, Pair] | None = None) -> Measur
 SPLINE_LABEL = "cubic spline in log₁₀ η/(1−α), fitted to logit(accuracy)"
 
 
+@plots.figure("elr_grid_effective_step", load)
 def grid_step_figure(study: Study) -> plt.Figure:
     """Mean test accuracy of every grid pair against its effective step, coloured by α,
     with 95% t-intervals, the spline and the golden and common pair marked."""
@@ -562,6 +563,3 @@ def _peak_sentence(found: Peak, golden: float, common: float) -> str:
 
 def verdict(study: Study) -> Verdict:
     return Verdict(measures(points(study.runs)), steps_per_run(study), study.stamp())
-
-
-FIGURES = {"elr_grid_effective_step": lambda: grid_step_figure(load())}

@@ -29,15 +29,21 @@ TOP = 10  # the pairs whose centre says where the best region lies
 Pair = tuple[float, float]
 
 
-def load() -> Study:
-    """The stored Fashion-MNIST grid (or the quick fallback)."""
-    return report.load("grid", dataset=DATASET)
+@dataclass(frozen=True)
+class Fashion(Study):
+    """The Fashion-MNIST grid, with every stage stored under its protocol (the grid
+    first, then each rung of successive halving) and the MNIST grid of that protocol."""
+
+    stages: tuple[Study, ...] = ()
+    mnist: Study | None = None
 
 
-def load_mnist(like: Study) -> Study:
-    """The MNIST grid under the protocol ``like`` was read under, so that the two
-    landscapes compare like with like."""
-    return report.load("grid", preferred=like.proto.name)
+def load() -> Fashion:
+    """The stored Fashion-MNIST grid (or the quick fallback), its stages and the MNIST
+    grid under the same protocol, so that the two landscapes compare like with like."""
+    study = report.load("grid", dataset=DATASET)
+    mnist = report.load("grid", preferred=study.proto.name)
+    return study.extended(Fashion, stages=tuple(load_stages(study)), mnist=mnist)
 
 
 def load_stages(study: Study) -> list[Study]:
@@ -90,7 +96,7 @@ def stage(study: Study) -> Stage:
             found.tested,
             replicates,
         )
-    found = contenders.verdict(study.runs)
+    found = contenders.verdict(study)
     golden = next((g for g in found.ranking if g.key == GOLDEN_PAIR), None)
     return Stage(
         study.epochs,
@@ -104,7 +110,8 @@ def stage(study: Study) -> Stage:
     )
 
 
-def stages_table(stages: list[Stage]) -> str:
+def stages_table(study: Fashion) -> str:
+    """Where the golden pair stands after each stage."""
     return report.table(
         (
             "epochs",
@@ -125,14 +132,22 @@ def stages_table(stages: list[Stage]) -> str:
                 f"{s.beaten_by} of {s.tested}",
                 s.finding,
             )
-            for s in stages
+            for s in map(stage, study.stages)
         ),
     )
 
 
-def ranks_figure(stages: list[Study]) -> plt.Figure:
+@plots.figure("fashion_grid_test_accuracy", load)
+def grid_figure(study: Fashion) -> plt.Figure:
+    """The grid's heatmap of mean test error (:func:`golden.studies.grid.heatmap`)."""
+    return grid.heatmap(study, "test_acc")
+
+
+@plots.figure("fashion_ranks", load)
+def ranks_figure(study: Fashion) -> plt.Figure:
     """How the promoted pairs' ranks move over the stages (the contenders' figure);
     with the grid alone, the command that trains the first rung."""
+    stages = study.stages
     if len(stages) > 1:
         fig = contenders.rank_figure(*(s.runs for s in stages))
     else:
@@ -249,7 +264,9 @@ def transfer(mnist: Study, fashion: Study) -> Transfer:
     )
 
 
-def regions_table(found: Transfer) -> str:
+def regions_table(study: Fashion) -> str:
+    """Where the best pairs lie on each data set."""
+    found = transfer(study.mnist, study)
     return report.table(
         (
             "data",
@@ -275,9 +292,11 @@ def regions_table(found: Transfer) -> str:
     )
 
 
-def transfer_figure(mnist: Study, fashion: Study) -> plt.Figure:
+@plots.figure("fashion_transfer", load)
+def transfer_figure(fashion: Fashion) -> plt.Figure:
     """Each pair's rank on Fashion-MNIST against its rank on MNIST (by mean test
     accuracy, 1 = best); on the diagonal the landscapes agree."""
+    mnist = fashion.mnist
     ranks = [
         {key: rank for rank, key in enumerate(mean_accuracies(s), start=1)}
         for s in (mnist, fashion)
@@ -309,6 +328,12 @@ def transfer_figure(mnist: Study, fashion: Study) -> plt.Figure:
     ax.invert_yaxis()
     plots.stamp(fig, fashion.stamp(f"against grid on MNIST [{mnist.proto.digest()}]"))
     return fig
+
+
+@plots.figure("fashion_effective_step", load)
+def effective_step_figure(study: Fashion) -> plt.Figure:
+    """The effective-step view of :mod:`golden.studies.effective_lr` on this grid."""
+    return effective_lr.grid_step_figure(study)
 
 
 # --- the verdict -------------------------------------------------------------------
@@ -369,8 +394,10 @@ class Verdict:
         return head + body + " " + self.transfer.text()
 
 
-def verdict(stages: list[Study], mnist: Study) -> Verdict:
-    found = tuple(stage(s) for s in stages)
+def verdict(study: Fashion) -> Verdict:
+    """The verdict at the longest stage (see :class:`Verdict` for the findings), with
+    the transfer of the landscape from MNIST."""
+    found = tuple(stage(s) for s in study.stages)
     last = found[-1]
     finding = (
         "no golden"
@@ -379,12 +406,4 @@ def verdict(stages: list[Study], mnist: Study) -> Verdict:
         if last.beaten
         else "holds"
     )
-    return Verdict(finding, found, transfer(mnist, stages[0]))
-
-
-FIGURES = {
-    "fashion_grid_test_accuracy": lambda: grid.test_accuracy_figure(load()),
-    "fashion_ranks": lambda: ranks_figure(load_stages(load())),
-    "fashion_transfer": lambda: transfer_figure(load_mnist(load()), load()),
-    "fashion_effective_step": lambda: effective_lr.grid_step_figure(load()),
-}
+    return Verdict(finding, found, transfer(study.mnist, study))

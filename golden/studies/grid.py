@@ -22,9 +22,8 @@ from golden.report import Study, pair_label
 from golden.results import Comparison, Estimate, Group
 
 Pair = tuple[float, float]
-GOLDEN_STEP = float(
-    theory.golden_effective_step()
-)  # eta / (1 - alpha) of the golden pair
+# eta / (1 - alpha) of the golden pair
+GOLDEN_STEP = float(theory.golden_effective_step())
 OTHER_STEPS = (0.01, 0.1, 1.0)  # further curves of constant effective step
 
 
@@ -116,12 +115,14 @@ def heatmap(study: Study, metric: str = "test_acc") -> plt.Figure:
     return fig
 
 
-def test_accuracy_figure(study: Study | None = None) -> plt.Figure:
-    return heatmap(study or load(), "test_acc")
+@plots.figure("grid_test_accuracy", load)
+def test_accuracy_figure(study: Study) -> plt.Figure:
+    return heatmap(study, "test_acc")
 
 
-def train_loss_figure(study: Study | None = None) -> plt.Figure:
-    return heatmap(study or load(), "train_loss")
+@plots.figure("grid_train_loss", load)
+def train_loss_figure(study: Study) -> plt.Figure:
+    return heatmap(study, "train_loss")
 
 
 def _ended(group: Group) -> str:
@@ -170,16 +171,7 @@ def golden_rank_text(study: Study) -> str:
 def comparisons(study: Study) -> list[Comparison]:
     """The golden pair against every other pair in final test accuracy (golden − other),
     paired by seed, Holm-corrected as one family."""
-    by_pair = groups(study)
-    golden = by_pair.get(GOLDEN_PAIR)
-    if golden is None:
-        return []
-    mine = golden.values("test_acc")
-    return results.family(
-        results.compare(mine, g.values("test_acc"), GOLDEN_PAIR, pair)
-        for pair, g in by_pair.items()
-        if pair != GOLDEN_PAIR
-    )
+    return results.against_the_rest(groups(study), GOLDEN_PAIR)
 
 
 def family_line(study: Study) -> str:
@@ -292,9 +284,7 @@ class Verdict:
         else:
             lead += (
                 f"; the best pair, {pair_label(best.b)}, differs from it by "
-                f"{-best.diff.mean:+.4f} ± {best.diff.half:.4f} in test accuracy "
-                f"(paired by seed, p = {best.p_value:.3f}, Holm-corrected "
-                f"{best.p_adjusted:.3f}). "
+                f"{best.flipped} in test accuracy (paired by seed, {best.p_text}). "
             )
         if self.finding == "beaten":
             names = ", ".join(pair_label(c.b) for c in self.beaten_by)
@@ -338,8 +328,7 @@ class Verdict:
         if self.common is not None:
             tail += (
                 f", and the common pair {COMMON_PAIR} differs from it by "
-                f"{self.common.diff.mean:+.4f} (p = {self.common.p_value:.3f}, "
-                f"Holm-corrected {self.common.p_adjusted:.3f})"
+                f"{self.common.diff.mean:+.4f} ({self.common.p_text})"
             )
         return head + lead + middle + tail + "."
 
@@ -364,14 +353,10 @@ def verdict(study: Study) -> Verdict:
     )
     chosen = selection(study)
     best_max_t = chosen.adjusted.get(best.b, math.nan) if best else math.nan
-    if beaten:
-        finding = "beaten"
-    elif rank == 1:
-        finding = "first"
-    elif best is not None and best.diff.mean < 0 and best_max_t < results.FAMILY_ALPHA:
+    finding = results.standing(tested, rank)
+    lead = best is not None and best.diff.mean < 0
+    if finding == "tied" and lead and best_max_t < results.FAMILY_ALPHA:
         finding = "suggestive"
-    else:
-        finding = "tied"
     return Verdict(
         finding,
         rank,
@@ -397,9 +382,7 @@ def comparison_table(study: Study) -> str:
                     name,
                     f"{c.b[0]:g}",
                     f"{c.b[1]:g}",
-                    f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
-                    f"{c.p_value:.3f}",
-                    f"{c.p_adjusted:.3f}",
+                    *c.cells,
                     f"{found.selection.adjusted[c.b]:.3f}",
                     c.diff.n,
                 )
@@ -419,10 +402,10 @@ def comparison_table(study: Study) -> str:
     )
 
 
-def long_run_figure(study: Study | None = None) -> plt.Figure:
+@plots.figure("long_run_curves", load_long)
+def long_run_figure(study: Study) -> plt.Figure:
     """Training loss (log scale) and test accuracy per epoch of the long run's pairs,
     mean over the seeds that learned with a 95% band."""
-    study = study or load_long()
     by_pair = groups(study)
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.4))
     for ax, metric, name in (
@@ -532,10 +515,3 @@ def self_check(study: Study, tolerance: float = TOLERANCE) -> SelfCheck:
         runner.run_one(stored.config, study.proto.quick_data)
     )
     return compare_runs(stored, again, tolerance)
-
-
-FIGURES = {
-    "grid_test_accuracy": test_accuracy_figure,
-    "grid_train_loss": train_loss_figure,
-    "long_run_curves": long_run_figure,
-}

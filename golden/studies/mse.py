@@ -22,9 +22,13 @@ from golden.results import Comparison, Estimate, Group
 
 TARGET = 0.98  # the validation accuracy whose first epoch measures speed
 LOSSES = ("cross_entropy", "mse")
-LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "squared error"}
 Pair = tuple[float, float]
 Key = tuple[str, float, float]  # (loss, lr, momentum)
+
+
+def load() -> report.Study:
+    """The stored runs of the ``loss`` experiment (or the quick fallback)."""
+    return report.load("loss")
 
 
 def variant(run: results.Run) -> Key:
@@ -50,7 +54,7 @@ def pairs(study: report.Study) -> list[Pair]:
 def name(key: Key) -> str:
     loss, lr, momentum = key
     pair = "golden" if (lr, momentum) == GOLDEN_PAIR else f"({lr:g}, {momentum:g})"
-    return f"{LOSS_NAMES.get(loss, loss)}, {pair}"
+    return f"{report.LOSS_NAMES.get(loss, loss)}, {pair}"
 
 
 def design(study: report.Study) -> str:
@@ -60,7 +64,7 @@ def design(study: report.Study) -> str:
     )
     return (
         f"pairs: {'; '.join(report.pair_label(p) for p in pairs(study))}\nlosses: "
-        + ", ".join(LOSS_NAMES.get(loss, loss) for loss in losses)
+        + ", ".join(report.LOSS_NAMES.get(loss, loss) for loss in losses)
     )
 
 
@@ -81,8 +85,7 @@ def first_epoch_reaching(group: Group, target: float = TARGET) -> int | None:
 
 def comparisons(study: report.Study) -> dict[Pair, Comparison]:
     """Cross-entropy minus squared error in final test accuracy for each pair, paired by
-    seed, Holm-adjusted over the pairs; a pair with fewer than two shared seeds is
-    absent."""
+    seed and Holm-adjusted over the pairs; a pair is absent without two shared seeds."""
     found = groups(study)
     tests = []
     for pair in pairs(study):
@@ -141,9 +144,7 @@ def comparison_table(study: report.Study) -> str:
             if c is None
             else [
                 report.pair_label(pair),
-                f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
-                f"{c.p_value:.3f}",
-                f"{c.p_adjusted:.3f}",
+                *c.cells,
                 str(len(c.replicates)),
             ]
         )
@@ -162,10 +163,11 @@ def comparison_table(study: report.Study) -> str:
 # --- figure -------------------------------------------------------------------
 
 
+@plots.figure("mse_curves", load)
 def curves_figure(study: report.Study) -> plt.Figure:
     """Validation (left) and test (right) accuracy per epoch, one line per loss and pair
-    (solid: cross-entropy, dashed: squared error; mean over the learned seeds, 95%
-    band)."""
+    (solid: cross-entropy, dashed: squared error), the mean over the learned seeds with
+    a 95% band."""
     learned = {name(key): g for key, g in groups(study).items() if g.learned}
     styles = {
         name(key): {"ls": "-" if key[0] == "cross_entropy" else "--"}
@@ -300,6 +302,3 @@ def verdict(study: report.Study) -> Verdict:
     first = tuple(first_epoch(g) for g in golden)
     finding = "slower" if first[1].mean < first[0].mean else "not slower"
     return Verdict(finding, epochs, final, first, ordered, left_out, study.stamp())
-
-
-FIGURES = {"mse_curves": lambda: curves_figure(report.load("loss"))}

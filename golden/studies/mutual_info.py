@@ -138,6 +138,7 @@ def tracking(study: report.Study) -> Tracking:
     )
 
 
+@plots.figure("mi_tracks_accuracy", load)
 def tracking_figure(study: report.Study) -> plt.Figure:
     """Left: I(Y; Ŷ) per epoch of each constant-rate pair; right: every (run, epoch) of
     those pairs against accuracy, with Fano's lower bound and H(Y)."""
@@ -266,6 +267,7 @@ def rule_check(study: report.Study) -> RuleCheck:
     )
 
 
+@plots.figure("mi_decay", load)
 def decay_figure(study: report.Study) -> plt.Figure:
     """Learning rate and test accuracy per epoch of the golden pair, constant and under
     the MI-driven decay."""
@@ -327,7 +329,7 @@ def decay_table(study: report.Study) -> str:
             "MI decay − constant, paired by seed",
             "n/a (fewer than two seeds learned under both)"
             if c is None
-            else f"{c.diff.mean:+.4f} ± {c.diff.half:.4f} (p = {c.p_value:.3f})",
+            else f"{c} (p = {c.p_value:.3f})",
             "—" if c is None else f"{c.diff.n} seeds",
         ]
     )
@@ -451,9 +453,3 @@ def verdict(study: report.Study) -> Verdict:
         rates = [learned[seed].metrics["lr"] for seed in sorted(learned)]
         cuts = tuple(lr[1] / lr[0] for lr in rates if len(lr) > 1)
     return Verdict(found, decay, fit, c, cuts)
-
-
-FIGURES = {
-    "mi_tracks_accuracy": lambda: tracking_figure(load()),
-    "mi_decay": lambda: decay_figure(load()),
-}

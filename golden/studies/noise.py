@@ -25,6 +25,11 @@ Key = tuple[float, str]  # (label noise, optimizer)
 OPTIMIZERS = ("sgd", "adam")
 
 
+def load() -> report.Study:
+    """The stored runs of the ``noise`` experiment (or the quick fallback)."""
+    return report.load("noise")
+
+
 def variant(run: results.Run) -> Key:
     return run.config.label_noise, run.config.optimizer
 
@@ -40,13 +45,15 @@ def levels(study: report.Study) -> list[float]:
 
 
 def optimizer_name(group: Group) -> str:
-    """'SGD, golden pair' (or SGD at its pair) or 'Adam, lr ...', from the group."""
+    """The optimizer's name (:data:`golden.report.OPTIMIZER_NAMES`) with its pair, or
+    with Adam's learning rate, from the group."""
     config = group.runs[0].config
+    name = report.OPTIMIZER_NAMES.get(config.optimizer, config.optimizer)
     if config.optimizer == "adam":
-        return f"Adam, lr {config.lr:g}"
+        return f"{name}, lr {config.lr:g}"
     pair = group.runs[0].pair
     return (
-        "SGD, golden pair" if pair == GOLDEN_PAIR else f"SGD, {report.pair_label(pair)}"
+        f"{name}, {'golden pair' if pair == GOLDEN_PAIR else report.pair_label(pair)}"
     )
 
 
@@ -64,19 +71,18 @@ def design(study: report.Study) -> str:
 
 
 def _order(key: Key) -> tuple[float, int]:
+    """By noise level, then SGD before Adam (any other optimizer last)."""
     level, optimizer = key
-    return level, OPTIMIZERS.index(optimizer) if optimizer in OPTIMIZERS else len(
-        OPTIMIZERS
-    )
+    known = optimizer in OPTIMIZERS
+    return level, OPTIMIZERS.index(optimizer) if known else len(OPTIMIZERS)
 
 
 # --- comparisons --------------------------------------------------------------
 
 
 def accuracy_comparisons(study: report.Study) -> dict[float, Comparison]:
-    """SGD minus Adam in final test accuracy at each level, paired by seed,
-    Holm-adjusted over the levels; a level with fewer than two seeds learned by both
-    is absent."""
+    """SGD minus Adam in final test accuracy at each level, paired by seed and
+    Holm-adjusted over the levels; a level is absent without two seeds both learned."""
     found = groups(study)
     tests = []
     for level in levels(study):
@@ -126,12 +132,7 @@ def _pair_counts(found: dict[Key, Group], level: float, count: str) -> str:
 def _versus(c: Comparison | None) -> list[str]:
     if c is None:
         return ["—", "—", "—", "0"]
-    return [
-        f"{c.diff.mean:+.4f} ± {c.diff.half:.4f}",
-        f"{c.p_value:.3f}",
-        f"{c.p_adjusted:.3f}",
-        str(len(c.replicates)),
-    ]
+    return [*c.cells, str(len(c.replicates))]
 
 
 def accuracy_table(study: report.Study) -> str:
@@ -210,6 +211,7 @@ def _band_note(study: report.Study, what: str) -> str:
     return study.stamp(f"{study.epochs} epochs, mean over seeds {seeds}, 95% {what}")
 
 
+@plots.figure("noise_curves", load)
 def curves_figure(study: report.Study) -> plt.Figure:
     """Test accuracy of every epoch, one panel per noise level, one line per optimizer
     (mean over the seeds that learned, 95% band)."""
@@ -230,6 +232,7 @@ def curves_figure(study: report.Study) -> plt.Figure:
     return fig
 
 
+@plots.figure("noise_final", load)
 def final_figure(study: report.Study) -> plt.Figure:
     """Final test accuracy against the noise level, per optimizer, 95% intervals."""
     found, all_levels = groups(study), levels(study)
@@ -306,10 +309,7 @@ class Verdict:
             if c.direction > 0
             else "Adam ahead"
         )
-        return (
-            f"{level:.0%} noise: {said} ({c.diff.mean:+.4f}, p = {c.p_value:.3f}, "
-            f"Holm p = {c.p_adjusted:.3f})"
-        )
+        return f"{level:.0%} noise: {said} ({c.diff.mean:+.4f}, {c.p_text})"
 
     def text(self) -> str:
         head = f"**Verdict after {self.epochs} epochs.** "
@@ -409,9 +409,3 @@ def verdict(study: report.Study) -> Verdict:
         left_out,
         study.stamp(),
     )
-
-
-FIGURES = {
-    "noise_curves": lambda: curves_figure(report.load("noise")),
-    "noise_final": lambda: final_figure(report.load("noise")),
-}

@@ -119,9 +119,9 @@ def runs_table(study: report.Study) -> str:
     )
 
 
-def curves_figure(study: report.Study | None = None) -> plt.Figure:
+@plots.figure("training_curves", load)
+def curves_figure(study: report.Study) -> plt.Figure:
     """Training loss and test accuracy per epoch of the two runs, stamped."""
-    study = study or load()
     runs = named_runs(study)
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.2))
     for ax, metric, name in (
@@ -182,6 +182,3 @@ def verdict(study: report.Study) -> Verdict:
     else:
         finding = "equal" if a == b else "golden ahead" if a > b else "common ahead"
     return Verdict(finding, a, b, study.epochs)
-
-
-FIGURES = {"training_curves": curves_figure}
