@@ -250,7 +250,9 @@ def _local_client(workers: int, processes: bool):
     # default.
     no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
     _quiet_resource_tracker()
-    with dask.config.set(no_trim):
+    # The workers, started now, inherit a stderr on /dev/null: what they and trackers
+    # they may start print is not the user's concern (Dask's logs are silenced anyway).
+    with dask.config.set(no_trim), _stderr_to_null():
         cluster = _built_with_sigint_blocked(lambda: LocalCluster(**options))
     with cluster, Client(cluster) as client:
         yield client
@@ -285,20 +287,45 @@ def _built_with_sigint_blocked(build):
 
 
 # The resource tracker frees what the workers leave behind (their queues' semaphores,
-# after Ctrl-C), as it is there to do, with a warning per kind on stderr; and if it is
-# killed, the driver restarts it with a warning of its own. Both are silenced: the
-# tracker takes its -W options from sys.warnoptions, at each start.
-TRACKER_QUIET = "ignore:resource_tracker:UserWarning:multiprocessing.resource_tracker"
+# after Ctrl-C), as it is there to do, with a warning per kind on its stderr. If it is
+# killed, the driver or a worker starts another with a warning of its own, and the new
+# one prints a traceback for each semaphore the old one knew as the cluster closes. None
+# of this is the user's concern: every tracker the driver starts, and every worker,
+# writes to /dev/null, and the driver's warning is filtered.
 
 
 def _quiet_resource_tracker() -> None:
-    """Start the tracker here, before any other thread: starting, it unblocks SIGINT in
-    the thread that starts it."""
+    """Start the tracker here, before any other thread (starting, it unblocks SIGINT in
+    the thread that starts it), and have it, and any tracker started after it, write
+    nothing on stderr."""
     from multiprocessing import resource_tracker
 
-    if TRACKER_QUIET not in sys.warnoptions:
-        sys.warnoptions.append(TRACKER_QUIET)
     warnings.filterwarnings(
         "ignore", "resource_tracker", UserWarning, "multiprocessing.resource_tracker"
     )
-    resource_tracker.ensure_running()
+    tracker = resource_tracker._resource_tracker  # the one every register call uses
+    start = tracker.ensure_running
+    if not getattr(start, "quiet", False):
+
+        def ensure_running() -> None:
+            with _stderr_to_null():
+                start()
+
+        ensure_running.quiet = True
+        tracker.ensure_running = ensure_running
+    tracker.ensure_running()
+
+
+@contextlib.contextmanager
+def _stderr_to_null():
+    """File descriptor 2 on /dev/null meanwhile, so that a process started now inherits
+    that."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
