@@ -27,6 +27,23 @@ sys.path.insert(0, str(REPO_ROOT / "tools"))
 import book_pdf  # noqa: E402  (tools/ is not a package; its one reader of _toc.yml serves here too)
 
 
+@pytest.fixture(autouse=True)
+def no_figure_left_open():
+    """Every figure a test draws is closed after it (pyplot would keep them all)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture
+def book_style():
+    """The book's matplotlib style, for tests of what a figure shows."""
+    from golden import plots
+
+    plots.use_style()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder holding _toc.yml)."""

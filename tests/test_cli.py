@@ -19,23 +19,10 @@ import torch
 
 import golden.data
 import golden.experiments
+from factories import TINY_DATA
 from golden import cli
-from golden.data import MnistSplits, Split
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def synthetic_split(n: int, seed: int) -> Split:
-    generator = torch.Generator().manual_seed(seed)
-    return Split(
-        torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1,
-        torch.randint(10, (n,), generator=generator),
-    )
-
-
-TINY_DATA = MnistSplits(
-    synthetic_split(128, 1), synthetic_split(32, 2), synthetic_split(32, 3)
-)
 
 
 REAL_SPLITS = golden.data.splits

@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from factories import learnable
 from golden import diagnostics
 from golden.data import Split, with_label_noise
 from golden.models import FastPaperCNN, PaperCNN
 from golden.train import ConfigError, TrainConfig, make_optimizer, seeded_model, train
-from test_train import images_with_ties, synthetic
+from test_train import images_with_ties
 
 # ---------------------------------------------------------------------- mutual
 # information
@@ -168,7 +169,7 @@ def test_diagnostics_see_through_the_fast_cnn():
 
 
 def test_probes_measure_on_schedule_without_changing_the_run():
-    data = synthetic(256)
+    data = learnable(256)
     plain = train(
         TrainConfig(lr=0.05, momentum=0.5, epochs=1, seed=2, model="mlp"),
         data,
@@ -195,7 +196,7 @@ def test_mi_decay_sets_each_epoch_rate_from_the_last_validation_confusion():
     config = TrainConfig(
         lr=0.05, momentum=0.5, epochs=3, seed=0, model="mlp", schedule="mi_decay"
     )
-    history = train(config, synthetic(256), progress=False)
+    history = train(config, learnable(256), progress=False)
     assert history.lr[0] == config.lr
     for epoch in (1, 2):
         information = diagnostics.normalised_mutual_information(
@@ -210,7 +211,7 @@ def test_mi_decay_sets_each_epoch_rate_from_the_last_validation_confusion():
 def test_constant_schedule_keeps_the_rate():
     history = train(
         TrainConfig(lr=0.05, momentum=0.5, epochs=2, model="mlp"),
-        synthetic(128),
+        learnable(128),
         progress=False,
     )
     assert history.lr == [0.05, 0.05]
@@ -267,7 +268,7 @@ def test_label_noise_changes_exactly_the_stated_share_to_other_classes(fraction,
 
 
 def test_label_noise_depends_on_the_seed_and_spares_the_evaluation_splits():
-    data = synthetic(400)
+    data = learnable(400)
     original = data.train.labels.clone()
     a, b = (with_label_noise(data.train, 0.4, seed).labels for seed in (0, 1))
     assert not torch.equal(a, b)

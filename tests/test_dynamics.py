@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from factories import stamps
 from golden import dynamics, plots, theory
 from golden.derivations.effective_step import heavy_ball
 from golden.derivations.momentum import quadratic_gradient
@@ -20,15 +20,7 @@ FEW = settings(max_examples=25, deadline=None)
 curvatures = st.floats(0.1, 10.0)
 
 
-@pytest.fixture(autouse=True)
-def style():
-    plots.use_style()
-    yield
-    plt.close("all")
-
-
-def stamps(fig) -> list[str]:
-    return [t.get_text() for t in fig.texts if t.get_text().startswith("mode: ")]
+pytestmark = pytest.mark.usefixtures("book_style")
 
 
 # ----------------------------------------------------------------- the heavy ball

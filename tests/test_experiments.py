@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 import golden.experiments as ex
+from factories import store_made_up_records
 from golden.experiments import ExperimentError, Protocol
 from golden.results import group
 from golden.stats import mean_ci, paired_t
@@ -254,18 +255,7 @@ def test_promotion_reads_the_store_it_is_given_and_no_other(tmp_path, monkeypatc
     grid = ex.EXPERIMENTS["grid"]
     default = Store(tmp_path / "default")
     monkeypatch.setenv("GOLDEN_RESULTS", str(default.root))
-    folder = default.folder("grid", quick)
-    default.prepare(folder, [])
-    for config in grid.configs(quick):
-        history = {
-            "config": dataclasses.asdict(config),
-            "train_loss": [0.5],
-            "val_acc": [0.9],
-            "test_acc": [0.9],
-            "diverged": False,
-            "wall_time_s": 1.0,
-        }
-        default.write(folder, history, quick, "grid")
+    store_made_up_records(default, "grid", grid.configs(quick), quick)
     long = ex.EXPERIMENTS["long"]
     assert len(long.configs(quick, default)) == 5 * len(quick.seeds)
     with pytest.raises(ExperimentError, match="needs the finished grid"):

@@ -28,12 +28,13 @@ import golden.data
 import golden.experiments
 import golden.store
 import golden.train
+from factories import TINY_DATA
 from golden import cli, figures, plots, runner, settings
 from golden.data import NOISE_SEED_BASE, load_raw, with_label_noise
 from golden.experiments import PROTOCOLS, THREADS_PER_RUN
 from golden.store import Store, run_id
 from golden.train import SEEDS, ConfigError, TrainConfig
-from test_cli import TINY_DATA, exit_status
+from test_cli import exit_status
 from test_data import FILES, N_TEST, N_TRAIN, dataset_class, write_idx_set
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -226,6 +227,20 @@ def unprivileged(folder: Path) -> list[str]:
     return prefix
 
 
+def golden_unprivileged(
+    folder: Path, tmp_path: Path, env: dict, *args: str
+) -> subprocess.CompletedProcess:
+    """``python -m golden ARGS`` in tmp_path/cwd, where ``folder``'s mode binds."""
+    return subprocess.run(
+        [*unprivileged(folder), sys.executable, "-m", "golden", *args],
+        cwd=tmp_path / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_unwritable_data_home_is_one_line_even_as_root(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -236,15 +251,7 @@ def test_unwritable_data_home_is_one_line_even_as_root(tmp_path):
         "GOLDEN_DATA_HOME": str(home),
         "GOLDEN_MNIST_SOURCE": str(tmp_path / "empty"),
     }
-    command = [*unprivileged(home), sys.executable, "-m", "golden", "train"]
-    done = subprocess.run(
-        command,
-        cwd=tmp_path / "cwd",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = golden_unprivileged(home, tmp_path, env, "train")
     assert_fault(
         done.returncode,
         done.stderr,
@@ -666,15 +673,7 @@ def test_an_unwritable_figures_folder_is_one_line_even_as_root(tmp_path):
     out.mkdir()
     out.chmod(0o555)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
-    command = [*unprivileged(out), sys.executable, "-m", "golden", "figures"]
-    done = subprocess.run(
-        [*command, "--out", str(out)],
-        cwd=tmp_path / "cwd",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = golden_unprivileged(out, tmp_path, env, "figures", "--out", str(out))
     assert_fault(
         done.returncode,
         done.stderr,

@@ -33,10 +33,11 @@ from dask.distributed import Client, Variable, fire_and_forget
 
 import golden.data
 import golden.experiments as ex
+from factories import TINY_DATA
 from golden import cluster, interrupt
 from golden.store import Store
 from golden.train import TrainConfig, train
-from test_cli import TINY_DATA, exit_status, refuse_data
+from test_cli import exit_status, refuse_data
 from test_faults import assert_fault, files_under
 from test_runner import written_address
 

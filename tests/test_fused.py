@@ -26,8 +26,8 @@ import torch
 import golden.experiments as ex
 import golden.fused
 import golden.train
+from factories import learnable
 from golden import cli, fused, fused_runner, report
-from golden.data import MnistSplits, Split
 from golden.experiments import COMMON_PAIR, GOLDEN_PAIR, Experiment
 from golden.protocols import protocol
 from golden.results import runs_of
@@ -50,24 +50,7 @@ UNAVAILABLE = (
 )
 
 
-def synthetic_split(n: int, seed: int) -> Split:
-    """n noisy images in [-1, 1]; label k lights up rows 2k and 2k + 1 (learnable)."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(10, (n,), generator=generator)
-    images = torch.rand(n, 1, 28, 28, generator=generator) - 1
-    lit = torch.arange(28) // 2 == labels[:, None]
-    return Split(torch.where(lit[:, None, :, None], 1.0, images), labels)
-
-
-def synthetic(n_train: int, n_eval: int = 64) -> MnistSplits:
-    return MnistSplits(
-        synthetic_split(n_train, 1),
-        synthetic_split(n_eval, 2),
-        synthetic_split(n_eval, 3),
-    )
-
-
-SMALL = synthetic(192)  # three steps of 64 an epoch
+SMALL = learnable(192)  # three steps of 64 an epoch
 A = TrainConfig(lr=0.05, momentum=0.9, epochs=2, seed=4)
 B_DIVERGES = replace(A, lr=1e30, momentum=0.5)
 C = replace(A, lr=0.01, momentum=0.0)
@@ -104,7 +87,7 @@ def test_several_folds_at_once_agree_with_one_at_a_time():
     """Two lanes (seeds 4 and 5, each with its own data) as one network: each lane's
     histories are those it has alone, to rounding (the first convolution is grouped
     by lane, which sums in another order); the diverging model diverges in both."""
-    other = synthetic(192, 64)
+    other = learnable(192, 64)
     a5, b5 = replace(A, seed=5), replace(B_DIVERGES, seed=5)
     data = {4: SMALL, 5: other}
     both = fused.train_group([A, C, a5, b5], lambda config: data[config.seed])
@@ -128,7 +111,7 @@ def test_the_first_ten_steps_agree_with_the_per_run_engine(monkeypatch):
     """Same initial weights, batches and dropout masks: the losses of the first 10 steps
     agree to a relative 1e-5 (only the order of float additions differs), and so do the
     epoch's loss; both learn, so the agreement is not trivial."""
-    data = synthetic(640)  # ten steps of 64
+    data = learnable(640)  # ten steps of 64
     config = replace(A, epochs=1)
     per_run, together = [], []
     batch_loss, model_losses = golden.train.batch_loss, golden.fused.model_losses

@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from factories import make_run
+from factories import make_run, store_made_up_records
 from golden import experiments, report
 from golden.protocols import protocol
 from golden.store import Store
@@ -75,20 +75,9 @@ def test_one_epoch_is_singular():
 
 def store_with_quick_training(root) -> Store:
     """A store holding the training experiment's quick records (made up) alone."""
-    store, quick = Store(root), protocol("quick")
-    folder = store.folder("training", quick)
-    store.prepare(folder, [])
-    for config in experiments.experiment("training").configs(quick):
-        history = {
-            "config": dataclasses.asdict(config),
-            "train_loss": [0.5],
-            "val_acc": [0.9],
-            "test_acc": [0.9],
-            "diverged": False,
-            "wall_time_s": 1.0,
-        }
-        store.write(folder, history, quick, "training")
-    return store
+    quick = protocol("quick")
+    configs = experiments.experiment("training").configs(quick)
+    return store_made_up_records(Store(root), "training", configs, quick)
 
 
 def refuse_to_train(*args, **kwargs):

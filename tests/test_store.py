@@ -21,7 +21,7 @@ import torch
 
 import golden.experiments as ex
 import golden.runner as runner
-from golden.data import MnistSplits, Split
+from factories import TINY_DATA
 from golden.experiments import Experiment, ExperimentError, Protocol
 from golden.results import group
 from golden.store import (
@@ -43,19 +43,6 @@ TINY = Protocol(
     quick_data=True,
     batch_size=32,
     model="mlp",
-)
-
-
-def synthetic_split(n: int, seed: int) -> Split:
-    generator = torch.Generator().manual_seed(seed)
-    return Split(
-        torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1,
-        torch.randint(10, (n,), generator=generator),
-    )
-
-
-TINY_DATA = MnistSplits(
-    synthetic_split(128, 1), synthetic_split(32, 2), synthetic_split(32, 3)
 )
 
 

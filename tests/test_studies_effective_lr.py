@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from factories import make_run
+from factories import make_run, stamps
 from golden import experiments, plots, report, theory
 from golden.protocols import protocol
 from golden.studies import effective_lr as elr
@@ -19,15 +18,7 @@ GOLDEN, COMMON = experiments.GOLDEN_PAIR, experiments.COMMON_PAIR
 PAIRS = experiments.grid_pairs()
 
 
-@pytest.fixture(autouse=True)
-def style():
-    plots.use_style()
-    yield
-    plt.close("all")
-
-
-def stamps(fig) -> list[str]:
-    return [t.get_text() for t in fig.texts if t.get_text().startswith("mode: ")]
+pytestmark = pytest.mark.usefixtures("book_style")
 
 
 # --- the grid -------------------------------------------------------------------------

@@ -20,31 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import golden.train
+from factories import learnable
 from golden import theory
-from golden.data import MnistSplits, Split
+from golden.data import MnistSplits
 from golden.models import MLP, MODELS, FastPaperCNN, PaperCNN, parameter_count
 from golden.train import ConfigError, TrainConfig, epoch_orders, train
 
 GOLDEN = {"lr": theory.ETA, "momentum": theory.ALPHA}
-
-
-def synthetic_split(n: int, seed: int) -> Split:
-    """n noisy images in [-1, 1] of shape (n, 1, 28, 28); label k lights up rows 2k and
-    2k + 1."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(10, (n,), generator=generator)
-    images = torch.rand(n, 1, 28, 28, generator=generator) - 1
-    # (n, 28): the rows that belong to the label
-    lit = torch.arange(28) // 2 == labels[:, None]
-    return Split(torch.where(lit[:, None, :, None], 1.0, images), labels)
-
-
-def synthetic(n_train: int, n_eval: int = 64) -> MnistSplits:
-    return MnistSplits(
-        synthetic_split(n_train, 1),
-        synthetic_split(n_eval, 2),
-        synthetic_split(n_eval, 3),
-    )
 
 
 @pytest.fixture
@@ -64,7 +46,7 @@ def test_trainer_matches_plain_pytorch_loop(monkeypatch, one_thread):
     give the same loss at every one of 50 steps (the dropout masks come from the same
     global RNG)."""
     seed, steps, batch = 3, 50, 64
-    data = synthetic(steps * batch)
+    data = learnable(steps * batch)
     config = TrainConfig(**GOLDEN, seed=seed, batch_size=batch)
 
     golden_losses = []
@@ -133,7 +115,7 @@ def test_a_learning_rate_float32_cannot_hold_is_refused(lr):
 def test_the_extreme_learning_rates_float32_holds_train_without_an_error():
     """The largest diverges (a recorded outcome), the smallest barely moves: neither
     raises, as 1e39 did where the optimizer met it in float32."""
-    data = synthetic(64, n_eval=8)
+    data = learnable(64, n_eval=8)
     finfo = torch.finfo(torch.float32)
     for lr in (finfo.max, finfo.tiny):
         config = TrainConfig(lr=lr, momentum=0.9, model="mlp", batch_size=32)
@@ -179,7 +161,7 @@ def test_torch_sgd_is_eq_32(lr, momentum):
 def test_one_training_step_lowers_the_loss(model):
     """Two epochs over one fixed batch: the loss of the second pass (after one SGD step)
     is lower."""
-    data = synthetic(32, n_eval=8)
+    data = learnable(32, n_eval=8)
     history = train(
         TrainConfig(lr=0.05, momentum=0.0, epochs=2, model=model, batch_size=32),
         data,
@@ -239,7 +221,7 @@ def test_unknown_model_and_loss_are_refused(name):
 
 
 def test_non_finite_loss_marks_the_run_diverged():
-    data = synthetic(64, n_eval=8)
+    data = learnable(64, n_eval=8)
     data.train.images[5, 0, 3, 3] = math.nan
     history = train(TrainConfig(**GOLDEN, epochs=3), data, progress=False)
     assert history.diverged
@@ -251,7 +233,7 @@ def test_non_finite_loss_marks_the_run_diverged():
 def test_finite_run_is_not_diverged():
     history = train(
         TrainConfig(**GOLDEN, model="mlp", epochs=2),
-        synthetic(128, n_eval=8),
+        learnable(128, n_eval=8),
         progress=False,
     )
     assert not history.diverged
@@ -263,7 +245,7 @@ def test_finite_run_is_not_diverged():
 
 
 def test_same_seed_same_history(one_thread):
-    data = synthetic(256, n_eval=64)
+    data = learnable(256, n_eval=64)
     runs = [
         train(TrainConfig(**GOLDEN, epochs=2, seed=seed), data, progress=False)
         for seed in (7, 7, 8)
@@ -280,7 +262,7 @@ def test_a_continued_run_is_the_run_from_the_start(tmp_path, one_thread, schedul
     """Successive halving continues a promoted run from its shorter run's saved state: 1
     epoch, then on to 3, gives bit for bit the numbers of 3 epochs from the start
     (dropout masks, momentum buffers and the learning rate carry over)."""
-    data = synthetic(192, n_eval=64)
+    data = learnable(192, n_eval=64)
     config = TrainConfig(**GOLDEN, epochs=3, seed=5, schedule=schedule)
     whole = train(config, data, progress=False).as_dict()
     state = tmp_path / "state.pt"
@@ -302,7 +284,7 @@ def test_a_continued_run_is_the_run_from_the_start(tmp_path, one_thread, schedul
 
 
 def test_a_checkpoint_of_another_configuration_is_ignored(tmp_path, one_thread):
-    data = synthetic(128, n_eval=32)
+    data = learnable(128, n_eval=32)
     state = tmp_path / "state.pt"
     train(
         TrainConfig(**GOLDEN, epochs=1, seed=1), data, progress=False, checkpoint=state
@@ -360,7 +342,7 @@ DAMAGES = {
 def test_a_damaged_checkpoint_is_a_cache_miss(tmp_path, one_thread, damage):
     """Whatever is wrong with a checkpoint, the run trains from the start, with the
     numbers of a run from the start (and saves a good checkpoint in its place)."""
-    data = synthetic(128, n_eval=32)
+    data = learnable(128, n_eval=32)
     config = TrainConfig(**GOLDEN, epochs=2, seed=1, model="mlp")
     state = tmp_path / "state.pt"
     train(dataclasses.replace(config, epochs=1), data, progress=False, checkpoint=state)
@@ -372,7 +354,7 @@ def test_a_damaged_checkpoint_is_a_cache_miss(tmp_path, one_thread, damage):
 @pytest.mark.parametrize("make", [os.mkfifo, lambda path: path.symlink_to("/dev/zero")])
 def test_a_checkpoint_that_is_no_file_is_a_miss_and_never_read(tmp_path, make):
     """A FIFO would block a reader for ever, /dev/zero fill its memory."""
-    data = synthetic(64, n_eval=16)
+    data = learnable(64, n_eval=16)
     config = TrainConfig(**GOLDEN, epochs=1, model="mlp")
     make(tmp_path / "state.pt")
     assert history_of(config, data, checkpoint=tmp_path / "state.pt") == history_of(
@@ -384,7 +366,7 @@ def test_a_checkpoint_that_cannot_be_written_is_not(tmp_path):
     """A cache: a run whose end state cannot be saved (its folder a regular file) still
     returns its history."""
     (tmp_path / "file").write_text("not a folder\n")
-    data = synthetic(64, n_eval=16)
+    data = learnable(64, n_eval=16)
     config = TrainConfig(**GOLDEN, epochs=1, model="mlp")
     saved = history_of(config, data, checkpoint=tmp_path / "file" / "state.pt")
     assert saved == history_of(config, data)
