@@ -29,11 +29,14 @@ import book_pdf  # noqa: E402  (tools/ is not a package; its one reader of _toc.
 
 @pytest.fixture(autouse=True)
 def no_figure_left_open():
-    """Every figure a test draws is closed after it (pyplot would keep them all)."""
-    yield
+    """The figures a test opens are closed after it (pyplot would keep them all);
+    those of wider fixtures, opened before it, stay open."""
     import matplotlib.pyplot as plt
 
-    plt.close("all")
+    before = set(plt.get_fignums())
+    yield
+    for number in set(plt.get_fignums()) - before:
+        plt.close(number)
 
 
 @pytest.fixture
