@@ -43,7 +43,8 @@ def heavy_ball_quadratic(
     x_1 = (1 - eta h) x_0, which is the impulse response of the filter
     (1 - alpha z^-1) / (1 - (1 + alpha - eta h) z^-1 + alpha z^-2) times x_0; scipy's
     ``lfilter`` runs it in C, so the 10^5 steps of a small eta take milliseconds. The
-    tests check it against :func:`heavy_ball` step by step.
+    tests check it against
+    :func:`golden.derivations.effective_step.heavy_ball` step by step.
     """
     from scipy import signal  # here, not at import: scipy.signal takes a while to load
 

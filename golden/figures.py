@@ -77,8 +77,9 @@ def write(
     drawn = []
     try:  # every figure is drawn, its records found, before the first is written
         with report.stored_only(store), plt.rc_context({"figure.max_open_warning": 0}):
+            studies = {}  # each study loaded once, however many figures it draws
             for name in names:
-                drawn.append((name, figures[name]()))
+                drawn.append((name, _drawn(figures[name], studies)))
         paths = []
         for name, fig in drawn:
             try:
@@ -93,3 +94,12 @@ def write(
         for _, fig in drawn:
             plt.close(fig)
     return paths
+
+
+def _drawn(figure: plots.Registered, studies: dict) -> plt.Figure:
+    """``figure`` drawn from its study, loaded unless ``studies`` holds it already."""
+    if figure.load is None:
+        return figure.draw()
+    if figure.load not in studies:
+        studies[figure.load] = figure.load()
+    return figure.draw(studies[figure.load])

@@ -4,11 +4,13 @@ a chapter, on white, and legible at the width the page shows it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.text import Text
 
+from factories import stamps
 from golden import cli, figures, plots
 from golden.derivations import momentum
 
@@ -30,9 +32,14 @@ def shown_in(chapter: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def drawn() -> dict[str, plt.Figure]:
+def drawn() -> Iterator[dict[str, plt.Figure]]:
+    """Every figure of the book, drawn once for this module's tests, closed after."""
     plots.use_style()
-    return {name: draw() for name, draw in figures.registry().items()}
+    with plt.rc_context({"figure.max_open_warning": 0}):
+        figs = {name: draw() for name, draw in figures.registry().items()}
+    yield figs
+    for fig in figs.values():
+        plt.close(fig)
 
 
 def test_every_page_figure_and_every_committed_png_is_registered(repo_root):
@@ -74,8 +81,7 @@ def test_a_name_registered_by_another_function_is_refused():
 def test_every_figure_draws_and_is_stamped(drawn):
     for name, fig in drawn.items():
         assert fig.axes, name
-        stamps = [t.get_text() for t in fig.texts if t.get_text().startswith("mode: ")]
-        assert len(stamps) == 1, f"{name}: {len(stamps)} stamps"
+        assert len(stamps(fig)) == 1, f"{name}: {len(stamps(fig))} stamps"
 
 
 def test_every_text_is_legible_at_the_page_width(drawn):

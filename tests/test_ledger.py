@@ -89,17 +89,17 @@ def test_every_contenders_finding_maps_to_a_word():
 
 
 def test_every_effective_step_finding_maps_to_a_word():
-    from test_studies_effective_lr import GOLDEN, answer
+    from test_studies_effective_lr import GOLDEN, verdict_of
     from test_studies_effective_lr import grid as synthetic
 
     found = {
         a.finding: a
         for a in (
-            answer(synthetic()),
-            answer(synthetic(shift={GOLDEN: 0.04})),
-            answer(synthetic(shift={GOLDEN: -0.04})),
-            answer(synthetic(top=0.99)),
-            answer(synthetic(diverged={(GOLDEN, 1)})),
+            verdict_of(synthetic()),
+            verdict_of(synthetic(shift={GOLDEN: 0.04})),
+            verdict_of(synthetic(shift={GOLDEN: -0.04})),
+            verdict_of(synthetic(top=0.99)),
+            verdict_of(synthetic(diverged={(GOLDEN, 1)})),
         )
     }
     assert set(found) == set(ledger.WORDS_BY_FINDING["effective_lr"])
@@ -111,7 +111,7 @@ def test_every_effective_step_finding_maps_to_a_word():
         "the golden pair had a diverged seed"
         in ledger.effective_lr_entries(found["missing"], 2)[0].numbers
     )
-    moved = answer(synthetic(alpha_effect=0.2, top=0.75))
+    moved = verdict_of(synthetic(alpha_effect=0.2, top=0.75))
     assert ledger.effective_lr_entries(moved, 2)[1].verdict == "not reproduced"
 
 

@@ -161,12 +161,12 @@ def test_grid_figure_marks_diverged_hollow_and_named_pairs():
     )
 
 
-def answer(runs) -> elr.Verdict:
+def verdict_of(runs) -> elr.Verdict:
     return elr.verdict(study_of(runs))
 
 
-def test_answer_not_special_with_the_common_pair_on_the_curve():
-    found = answer(grid())
+def test_verdict_not_special_with_the_common_pair_on_the_curve():
+    found = verdict_of(grid())
     assert found.finding == "on" and not found.common.off
     assert found.golden.detectable
     text = found.text()
@@ -179,8 +179,8 @@ def test_answer_not_special_with_the_common_pair_on_the_curve():
     assert text.endswith(f"(grid, protocol quick [{protocol('quick').digest()}])")
 
 
-def test_answer_not_special_with_the_common_pair_off_the_curve():
-    found = answer(grid(shift={COMMON: -0.04}))
+def test_verdict_not_special_with_the_common_pair_off_the_curve():
+    found = verdict_of(grid(shift={COMMON: -0.04}))
     assert found.finding == "on" and found.common.off and found.common.z < -2
     assert "although the common pair itself lies below that curve." in found.text()
     residual = abs(found.common.residual)
@@ -197,7 +197,7 @@ def test_a_pair_near_the_top_is_judged_against_the_spread_near_it():
         for i, pair in enumerate(PAIRS)
         if accuracy_of[pair] < 0.6
     }
-    found = answer(grid(shift={GOLDEN: 0.03, **far_down}))
+    found = verdict_of(grid(shift={GOLDEN: 0.03, **far_down}))
     assert found.finding == "above"
     assert (
         found.golden.residual < 2 * found.measures.fit.sigma
@@ -205,14 +205,14 @@ def test_a_pair_near_the_top_is_judged_against_the_spread_near_it():
     assert found.golden.spread < found.measures.fit.sigma / 2
 
 
-def test_answer_not_special_with_the_common_pair_above_the_curve():
-    found = answer(grid(shift={COMMON: 0.04}))
+def test_verdict_not_special_with_the_common_pair_above_the_curve():
+    found = verdict_of(grid(shift={COMMON: 0.04}))
     assert found.finding == "on" and found.common.off and found.common.z > 2
     assert "although the common pair itself lies above that curve." in found.text()
 
 
-def test_answer_without_the_common_pair():
-    found = answer(grid(diverged={(COMMON, 2)}))
+def test_verdict_without_the_common_pair():
+    found = verdict_of(grid(diverged={(COMMON, 2)}))
     assert found.finding == "on" and found.common is None
     text = found.text()
     assert "common pair" not in text.split("**not special**")[0]  # not placed
@@ -220,28 +220,28 @@ def test_answer_without_the_common_pair():
     assert "although the common pair" not in text and "sits on the same" not in text
 
 
-def test_answer_special_above_the_curve():
-    found = answer(grid(shift={GOLDEN: 0.04}))
+def test_verdict_special_above_the_curve():
+    found = verdict_of(grid(shift={GOLDEN: 0.04}))
     assert found.finding == "above" and found.golden.z > 2
     assert "The golden pair is therefore **special** here" in found.text()
     assert "above the curve (+" in found.text()
 
 
-def test_answer_worse_below_the_curve():
-    found = answer(grid(shift={GOLDEN: -0.04}))
+def test_verdict_worse_below_the_curve():
+    found = verdict_of(grid(shift={GOLDEN: -0.04}))
     assert found.finding == "below"
     assert "does **worse** than its effective step predicts" in found.text()
 
 
-def test_answer_undetectable_where_the_curve_leaves_no_room_above_it():
-    found = answer(grid(top=0.99))
+def test_verdict_undetectable_where_the_curve_leaves_no_room_above_it():
+    found = verdict_of(grid(top=0.99))
     golden = found.golden
     assert found.finding == "undetectable" and not golden.detectable
     assert golden.predicted + elr.OFF_CURVE * golden.spread >= 1
     text = found.text()
     assert f"The curve predicts {golden.predicted:.4f} for the golden pair" in text
     assert "the design cannot tell whether the golden pair is special" in text
-    worse = answer(grid(top=0.99, shift={GOLDEN: -0.04}))
+    worse = verdict_of(grid(top=0.99, shift={GOLDEN: -0.04}))
     assert worse.finding == "below"  # below the curve is still seen
 
 
@@ -302,8 +302,8 @@ def test_no_peak_where_the_curve_overshoots_every_pair():
     assert "no pair comes near it (best 0.9500)" in elr.peak_text(found)
 
 
-def test_answer_without_the_golden_pair():
-    found = answer(grid(diverged={(GOLDEN, 1)}))
+def test_verdict_without_the_golden_pair():
+    found = verdict_of(grid(diverged={(GOLDEN, 1)}))
     assert found.finding == "missing" and found.golden is None
     assert (
         "The golden pair had a diverged seed and is not on the curve." in found.text()
@@ -311,8 +311,8 @@ def test_answer_without_the_golden_pair():
     assert found.measures.n == len(PAIRS) - 1
 
 
-def test_answer_when_the_momentum_matters():
-    found = answer(grid(alpha_effect=0.2, top=0.75))  # accuracies stay below 1
+def test_verdict_when_the_momentum_matters():
+    found = verdict_of(grid(alpha_effect=0.2, top=0.75))  # accuracies stay below 1
     assert found.measures.alpha_matters
     assert found.measures.fit.f_p < elr.F_LEVEL
     assert found.measures.gain > elr.ALPHA_GAIN

@@ -190,3 +190,16 @@ def test_a_rung_under_another_protocol_is_never_mixed_in(monkeypatch):
     quick_rung = rung_study({GOLDEN_PAIR: spread(0.9)})
     monkeypatch.setattr(fashion.report, "load", lambda *args, **kwargs: quick_rung)
     assert fashion.load_stages(book) == [book]
+
+
+def test_the_stages_of_a_grid_that_fell_back_say_so(monkeypatch):
+    """Rungs read under the grid's quick fallback show that fallback too (the ledger
+    lists the studies that fell back from the longest stage)."""
+    fell_back = report.Study("grid", FASHION.proto, FASHION.runs, fell_back=True)
+    rung = rung_study({GOLDEN_PAIR: spread(0.9)})
+    monkeypatch.setattr(fashion.report, "load", lambda *args, **kwargs: rung)
+    monkeypatch.setattr(fashion.report, "complete_runs", lambda *args: None)
+    stages = fashion.load_stages(fell_back)
+    assert [stage.experiment for stage in stages] == ["grid", "contenders10"]
+    assert all(stage.fell_back for stage in stages)
+    assert stages[1].runs == rung.runs

@@ -160,9 +160,8 @@ class Verdict:
 
 def verdict(study: report.Study) -> Verdict:
     """The verdict of the final rung's runs (see :class:`Verdict` for the findings)."""
-    runs = runs_of(study.runs)
-    groups = pair_results(runs)
-    epochs = max((run.config.epochs for run in runs), default=0)
+    groups = pair_results(study.runs)
+    epochs = study.epochs if study.runs else 0
     ranks = ranks_by_test(groups)
     ranking = sorted(groups.values(), key=lambda g: (ranks[g.key], g.key))
     golden = groups.get(GOLDEN_PAIR)

@@ -33,6 +33,7 @@ import numpy as np
 from golden import data, experiments, plots, report, stats, theory
 from golden.report import Study
 from golden.results import Estimate, Run, group
+from golden.studies import grid
 
 Pair = tuple[float, float]
 
@@ -44,9 +45,7 @@ ALPHA_GAIN = 0.05  # rise of leave-one-out R² for the momentum to count as info
 F_LEVEL = 0.05  # level of the F-test of the α terms
 
 
-def load() -> Study:
-    """The stored grid (or the quick fallback), which this study reads."""
-    return report.load("grid")
+load = grid.load  # the study reads the stored grid (or its quick fallback)
 
 
 @dataclass(frozen=True)

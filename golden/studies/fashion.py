@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 from scipy import stats
@@ -53,10 +53,13 @@ def load_stages(study: Study) -> list[Study]:
     rung1 = report.load("contenders10", preferred=study.proto.name, dataset=DATASET)
     if rung1.proto != study.proto:
         return [study]
+    # A rung read under the grid's protocol shows the grid's fallback, if it fell back.
+    rung1 = replace(rung1, fell_back=study.fell_back)
     stages = [study, rung1]
     final = report.complete_runs("contenders30", rung1.proto, rung1.store)
     if final is not None:
-        stages.append(Study("contenders30", rung1.proto, tuple(runs_of(final))))
+        runs = tuple(runs_of(final))
+        stages.append(replace(rung1, experiment="contenders30", runs=runs))
     return stages
 
 
