@@ -618,14 +618,16 @@ def test_a_checkpoints_folder_that_is_a_file_is_one_line_before_training(
 # ---------------------------------------------- figures: the folder before the drawing
 
 
-def figure_drawn(drawn: list[str], name: str):
+def figure_drawn(drawn: list[str], name: str) -> plots.Registered:
+    """A registered figure that notes in ``drawn`` that it was drawn."""
+
     def draw() -> plt.Figure:
         drawn.append(name)
         fig, ax = plt.subplots()
         ax.plot([0, 1])
         return fig
 
-    return draw
+    return plots.Registered(draw)
 
 
 @pytest.mark.parametrize(
